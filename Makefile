@@ -1,0 +1,39 @@
+# The two commands a user needs: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Real-data tests run when this points at spotify_songs.csv (CI points it at ../shared/data).
+MUSICREC_REAL_DATA ?=
+
+.PHONY: run test lint bench evaluate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first: a bare "torch" requirement would otherwise pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet "torch>=2.3" --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m bot
+
+test: $(STAMP)
+	$(BIN)/ruff check recsys bot tests bench
+	$(BIN)/mypy
+	MUSICREC_REAL_DATA="$(MUSICREC_REAL_DATA)" $(BIN)/python -m pytest -q -ra --timeout=900
+
+lint: $(STAMP)
+	$(BIN)/ruff check recsys bot tests bench
+	$(BIN)/ruff format --check recsys bot tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -m bench -p no:cacheprovider -o addopts=""
+
+evaluate: $(STAMP)
+	$(BIN)/musicrec evaluate --report docs/quality.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""The public entry points: train a snapshot from a CSV, load a saved one."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from datetime import UTC, datetime
+
+import numpy as np
+
+from recsys.config import TrainConfig
+from recsys.data import AUDIO_FEATURES, Catalog, load_catalog
+from recsys.graph import numeric_inputs
+from recsys.snapshot import REASON_FEATURES, Snapshot, SnapshotInfo
+from recsys.train import TrainResult, fit
+
+
+def build_snapshot(catalog: Catalog, result: TrainResult, config: TrainConfig) -> Snapshot:
+    """Assemble the immutable snapshot from a catalogue and a training result."""
+    scaled = result.inputs.scaler.transform(numeric_inputs(catalog))
+    reason_cols = [AUDIO_FEATURES.index(f) for f in REASON_FEATURES]
+    arrays = {
+        "track_ids": catalog.track_ids,
+        "track_names": catalog.track_names,
+        "track_artists": catalog.track_artists,
+        "album_names": catalog.album_names,
+        "years": catalog.years,
+        "popularity": catalog.popularity,
+        "audio": np.ascontiguousarray(scaled[:, reason_cols]),
+        "playlist_ids": catalog.playlist_ids,
+        "playlist_names": catalog.playlist_names,
+        "edges": catalog.edges,
+        "track_z": result.track_z,
+        "playlist_z": result.playlist_z,
+    }
+    arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
+    created = datetime.now(UTC)
+    emb_hash = hashlib.sha256(result.track_z.tobytes()).hexdigest()[:8]
+    info = SnapshotInfo(
+        version=f"{created:%Y%m%d-%H%M%S}-{emb_hash}",
+        created_at=created.isoformat(timespec="seconds"),
+        data_fingerprint=catalog.fingerprint,
+        num_tracks=catalog.num_tracks,
+        num_playlists=catalog.num_playlists,
+        metrics=dict(result.metrics),
+        train_seconds=round(result.train_seconds, 2),
+        model_kind=config.model.kind,
+        config=dataclasses.asdict(config),
+    )
+    return Snapshot(arrays, info)
+
+
+def train_catalog(catalog: Catalog, config: TrainConfig | None = None) -> Snapshot:
+    """Train on an already loaded catalogue."""
+    config = config or TrainConfig()
+    return build_snapshot(catalog, fit(catalog, config), config)
+
+
+def train(csv_path: str | os.PathLike[str] | None = None, config: TrainConfig | None = None) -> Snapshot:
+    """Load the CSV (argument, $MUSICREC_DATA, or data/spotify_songs.csv) and train the default model on it."""
+    return train_catalog(load_catalog(csv_path), config)

@@ -1,0 +1,150 @@
+"""The musicrec command line: train, query, fetch data, evaluate. Errors become one line and exit code 1 or 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recsys.errors import RecsysError
+
+DEFAULT_MODEL_DIR = "models/current"
+MODEL_ENV_VAR = "MUSICREC_MODEL_DIR"
+
+
+def _model_dir(arg: str | None) -> str:
+    return arg or os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_DIR
+
+
+def _print_tracks(tracks: Sequence[object]) -> None:
+    from recsys.snapshot import Track
+
+    print(f"{'#':>2}  {'score':>6}  {'title':<40} {'artist':<25} {'reason':<28} url")
+    for n, t in enumerate(tracks, 1):
+        assert isinstance(t, Track)
+        print(f"{n:>2}  {t.score:6.3f}  {t.name[:40]:<40} {t.artist[:25]:<25} {(t.reason or '')[:28]:<28} {t.url}")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import recsys
+
+    config = recsys.TrainConfig(epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    snap = recsys.train(args.data, config)
+    out = snap.save(_model_dir(args.out))
+    print(f"trained {snap.info.model_kind} on {snap.info.num_tracks} tracks / {snap.info.num_playlists} playlists "
+          f"in {snap.info.train_seconds:.1f}s; metrics {snap.info.metrics}; saved to {out}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import recsys
+
+    snap = recsys.load(_model_dir(args.model))
+    hits = snap.search(args.song, limit=5)
+    if not hits:
+        print(f"no song matches {args.song!r}", file=sys.stderr)
+        return 1
+    clear = hits[0].match >= 90 and (len(hits) == 1 or hits[0].match - hits[1].match >= 5)
+    if not clear and args.pick is None:
+        print(f"{args.song!r} is ambiguous; pick one with --pick N or use 'musicrec similar --track-id':")
+        for n, h in enumerate(hits, 1):
+            print(f"  {n}. {h.track.name} — {h.track.artist} ({h.track.album}) [{h.match:.0f}] {h.track.track_id}")
+        return 2
+    chosen = hits[(args.pick or 1) - 1].track
+    print(f"songs like {chosen.name} — {chosen.artist}:")
+    _print_tracks(snap.similar_tracks(chosen.track_id, k=args.k))
+    return 0
+
+
+def _cmd_similar(args: argparse.Namespace) -> int:
+    import recsys
+
+    _print_tracks(recsys.load(_model_dir(args.model)).similar_tracks(args.track_id, k=args.k))
+    return 0
+
+
+def _cmd_playlist(args: argparse.Namespace) -> int:
+    import recsys
+
+    _print_tracks(recsys.load(_model_dir(args.model)).recommend_for_playlist(args.playlist_id, k=args.k))
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "download":
+        from recsys.download import download
+
+        print(f"downloaded and verified {download(args.out or 'data/spotify_songs.csv')}")
+    else:
+        from recsys.demo import write_demo_csv
+
+        print(f"wrote the synthetic demo catalogue to {write_demo_csv(args.out or 'data/demo_songs.csv')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="musicrec", description="Graph neural network music recommender.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on a playlist CSV and save its snapshot")
+    p.add_argument("--data", help="CSV path (default $MUSICREC_DATA or data/spotify_songs.csv)")
+    p.add_argument("--out", help=f"snapshot directory (default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_DIR})")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    for name, helptext, func in (
+        ("recommend", "songs like a song given by (fuzzy) name", _cmd_recommend),
+        ("similar", "songs like a track id", _cmd_similar),
+        ("playlist", "continue a playlist of the training data", _cmd_playlist),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "recommend":
+            p.add_argument("song", help='a song title, optionally with the artist: "shape of you ed sheeran"')
+            p.add_argument("--pick", type=int, choices=range(1, 6), help="which candidate when ambiguous")
+        elif name == "similar":
+            p.add_argument("--track-id", required=True)
+        else:
+            p.add_argument("--playlist-id", required=True)
+        p.add_argument("--model", help=f"snapshot directory (default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_DIR})")
+        p.add_argument("-k", type=int, default=10, help="how many songs")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("data", help="get data: download the public CSV, or write the offline demo catalogue")
+    p.add_argument("action", choices=["download", "demo"])
+    p.add_argument("--out", help="where to write it")
+    p.set_defaults(func=_cmd_data)
+
+    try:
+        from recsys.evaluate import add_cli
+    except ImportError:
+        pass
+    else:
+        add_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; expected failures print one line on stderr instead of a traceback."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        code: int = args.func(args)
+    except RecsysError as exc:
+        print(f"musicrec: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Frozen configuration dataclasses, one per component; every default says why it is what it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ModelKind = Literal["hybrid", "design_gcn"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a playlist CSV becomes a catalogue."""
+
+    # Rows missing a title or artist are kept (the track still has features and edges) and shown with this.
+    placeholder_name: str = "(untitled)"
+    placeholder_artist: str = "(unknown artist)"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The graph neural network: which architecture and its sizes."""
+
+    # "hybrid": the product model, a LightGCN-style propagation over playlist, track, artist and album nodes
+    # with track inputs built from audio features, genre, year and popularity (inductive, so cold tracks get
+    # embeddings). "design_gcn": the original two-layer GCNConv design, kept as a baseline.
+    kind: ModelKind = "hybrid"
+    # 64 dimensions hold ~500 playlists and ~10k artists comfortably; larger was not better on validation.
+    embedding_dim: int = 64
+    # Three hops reach playlist -> track -> artist -> other tracks of the artist: the cold-start path.
+    num_layers: int = 3
+    # Dropout on the track input encoder; the catalogue is small and overfits quickly without it.
+    dropout: float = 0.1
+    # design_gcn only: hidden width of the first GCNConv layer (the original design used 128 then 64).
+    hidden_dim: int = 128
+    # design_gcn only: the original design fed playlists fixed random features; the product learns them.
+    learn_playlist_embeddings: bool = True
+    # design_gcn only: the original design min-max scaled audio features; we standardise by default.
+    feature_scaling: Literal["standard", "minmax"] = "standard"
+    # hybrid only: whether artist and album nodes join the graph (the main cold-start signal).
+    use_artist_album_nodes: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The ranking objective."""
+
+    # "softmax": sampled softmax over negatives, a stronger ranking loss than BPR on implicit feedback.
+    # "bce": the original design's binary cross entropy on positive and random negative edges.
+    kind: Literal["softmax", "bpr", "bce"] = "softmax"
+    # Negatives drawn for each positive separately (the design's BCE uses one).
+    num_negatives: int = 8
+    # Share of the per-positive negatives drawn from the positive's own genre: harder negatives.
+    hard_share: float = 1.0
+    # softmax only: uniform negatives shared by the whole batch; many negatives for one matrix product.
+    num_shared_negatives: int = 2048
+    # Softmax temperature on cosine-like scores; 0.1 keeps gradients alive on a normalised space.
+    temperature: float = 0.1
+    # L2 on the input embeddings, as in LightGCN.
+    weight_decay: float = 1e-5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop, and the model and loss it trains."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    # Fixed seed: training is reproducible run to run on the same machine.
+    seed: int = 42
+    # Upper bound; early stopping usually ends sooner.
+    epochs: int = 100
+    learning_rate: float = 0.01
+    # Edges per optimisation step; the real data has ~32k edges, so a few steps per epoch.
+    batch_size: int = 16384
+    # Share of edges held out of message passing and training to pick the best epoch.
+    validation_share: float = 0.1
+    # Share of the training edges that each epoch removes from message passing and uses as targets: the
+    # model then learns to score a track from the rest of the graph, as it must for cold tracks.
+    target_edge_share: float = 0.5
+    # Stop after this many epochs without a better validation recall.
+    patience: int = 10
+    # Validate every this many epochs (validation ranks the whole catalogue).
+    eval_every: int = 2
+    # Cutoff of the validation metric (Recall@k over held-out edges).
+    eval_k: int = 20
+    # Show a tqdm progress bar with the loss.
+    progress: bool = True

@@ -1,0 +1,109 @@
+"""Graph neural networks that embed playlists and tracks; models hold encode/score and do no I/O."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import GCNConv, LGConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+from recsys.config import ModelConfig
+from recsys.graph import GraphInputs
+
+
+class HybridGNN(nn.Module):
+    """LightGCN-style propagation over playlist, track, artist and album nodes, with feature-built track inputs.
+
+    Tracks get their input from an MLP over audio features, year, popularity and genre, never from a free id
+    embedding, so a track with no playlist edge still lands near the artist, album and sound it shares with
+    others. Playlists, artists and albums have learnable embeddings; propagation is parameter-free (LGConv).
+    """
+
+    def __init__(self, inputs: GraphInputs, config: ModelConfig) -> None:
+        super().__init__()
+        d = config.embedding_dim
+        self.num_playlists = inputs.num_playlists
+        self.num_tracks = inputs.num_tracks
+        self.playlist_emb = nn.Embedding(inputs.num_playlists, d)
+        self.artist_emb = nn.Embedding(inputs.num_artists, d)
+        self.album_emb = nn.Embedding(inputs.num_albums, d)
+        for emb in (self.playlist_emb, self.artist_emb, self.album_emb):
+            nn.init.normal_(emb.weight, std=0.1)
+        self.track_encoder = nn.Sequential(
+            nn.Linear(inputs.track_x.shape[1], 2 * d),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(2 * d, d),
+        )
+        self.convs = nn.ModuleList([LGConv(normalize=False) for _ in range(config.num_layers)])
+        self.register_buffer("track_x", inputs.track_x.clone(), persistent=False)
+
+    def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
+        """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
+        x = torch.cat(
+            [self.playlist_emb.weight, self.track_encoder(self.track_x), self.artist_emb.weight, self.album_emb.weight]
+        )  # [num_nodes, d]
+        out = x
+        for conv in self.convs:
+            x = conv(x, edge_index, edge_weight)
+            out = out + x
+        out = out / (len(self.convs) + 1)
+        p, t = self.num_playlists, self.num_tracks
+        return out[:p], out[p : p + t]
+
+    def input_embeddings(self) -> list[Tensor]:
+        """Free embeddings, for the L2 penalty."""
+        return [self.playlist_emb.weight, self.artist_emb.weight, self.album_emb.weight]
+
+
+class DesignGCN(nn.Module):
+    """The original design: two GCNConv layers (hidden then 64) over the playlist-track graph.
+
+    Tracks carry their scaled audio features; playlists carry random features, fixed (the original) or learnable.
+    """
+
+    def __init__(self, inputs: GraphInputs, config: ModelConfig, seed: int = 0) -> None:
+        super().__init__()
+        f = inputs.audio_x.shape[1]
+        self.num_playlists = inputs.num_playlists
+        self.num_tracks = inputs.num_tracks
+        gen = torch.Generator().manual_seed(seed)
+        random_features = torch.rand(inputs.num_playlists, f, generator=gen)  # [P, f], like the audio range
+        if config.learn_playlist_embeddings:
+            self.playlist_x = nn.Parameter(random_features)
+        else:
+            self.register_buffer("playlist_x", random_features, persistent=True)
+        self.register_buffer("audio_x", inputs.audio_x.clone(), persistent=False)
+        self.conv1 = GCNConv(f, config.hidden_dim, normalize=False)
+        self.conv2 = GCNConv(config.hidden_dim, config.embedding_dim, normalize=False)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
+        """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
+        x = torch.cat([self.playlist_x, self.audio_x])  # [P + T, f]
+        h = self.dropout(torch.relu(self.conv1(x, edge_index, edge_weight)))
+        h = self.conv2(h, edge_index, edge_weight)
+        p = self.num_playlists
+        return h[:p], h[p : p + self.num_tracks]
+
+    def input_embeddings(self) -> list[Tensor]:
+        return [self.playlist_x] if isinstance(self.playlist_x, nn.Parameter) else []
+
+
+RecModel = HybridGNN | DesignGCN
+
+
+def build_model(inputs: GraphInputs, config: ModelConfig, seed: int = 0) -> RecModel:
+    """The model named by config.kind."""
+    if config.kind == "hybrid":
+        return HybridGNN(inputs, config)
+    if config.kind == "design_gcn":
+        return DesignGCN(inputs, config, seed=seed)
+    raise ValueError(f"unknown model kind {config.kind!r}; expected 'hybrid' or 'design_gcn'")
+
+
+def normalised_adjacency(edge_index: Tensor, num_nodes: int, self_loops: bool) -> tuple[Tensor, Tensor]:
+    """Symmetric D^-1/2 A D^-1/2 weights for an undirected edge_index (computed once per graph, not per layer)."""
+    ei, ew = gcn_norm(edge_index, None, num_nodes=num_nodes, add_self_loops=self_loops)
+    assert ew is not None
+    return ei, ew

@@ -1,0 +1,346 @@
+"""The immutable trained model: embeddings, id maps, metadata and name index, saved atomically without pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rapidfuzz import fuzz, process, utils
+
+from recsys.errors import InvalidQueryError, SnapshotError, UnknownPlaylistError, UnknownTrackError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+ARRAYS_FILE = "arrays.npz"
+META_FILE = "meta.json"
+# Audio features named in reasons ("close in energy and danceability"), by column of Snapshot.audio.
+REASON_FEATURES = ("danceability", "energy", "valence", "acousticness", "tempo")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One recommended or found track."""
+
+    track_id: str
+    name: str
+    artist: str
+    album: str
+    year: int | None
+    popularity: float | None
+    score: float
+    reason: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://open.spotify.com/track/{self.track_id}"
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A fuzzy search result: the track and how well its name matched (0..100)."""
+
+    track: Track
+    match: float
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What a snapshot is: shown by /status and stored in meta.json."""
+
+    version: str
+    created_at: str
+    data_fingerprint: str
+    num_tracks: int
+    num_playlists: int
+    metrics: dict[str, float]
+    train_seconds: float
+    model_kind: str
+    config: dict[str, Any]
+    format_version: int = FORMAT_VERSION
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def song_keys(names: np.ndarray, artists: np.ndarray) -> np.ndarray:
+    """Group index per track: tracks with the same normalised (title, artist) are versions of one song."""
+    keys = [f"{utils.default_process(n)}\x1f{utils.default_process(a)}" for n, a in zip(names, artists, strict=True)]
+    return np.unique(np.array(keys, dtype=str), return_inverse=True)[1].astype(np.int64)
+
+
+class Snapshot:
+    """A trained model, read-only. Build with recsys.train() or recsys.load(); query with the methods below."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], info: SnapshotInfo) -> None:
+        self.info = info
+        self.track_ids: np.ndarray = _ro(arrays["track_ids"])
+        self.track_names: np.ndarray = _ro(arrays["track_names"])
+        self.track_artists: np.ndarray = _ro(arrays["track_artists"])
+        self.album_names: np.ndarray = _ro(arrays["album_names"])
+        self.years: np.ndarray = _ro(arrays["years"])
+        self.popularity: np.ndarray = _ro(arrays["popularity"])
+        self.audio: np.ndarray = _ro(arrays["audio"])  # [T, len(REASON_FEATURES)] standardised
+        self.playlist_ids: np.ndarray = _ro(arrays["playlist_ids"])
+        self.playlist_names: np.ndarray = _ro(arrays["playlist_names"])
+        self.edges: np.ndarray = _ro(arrays["edges"])  # [2, E] playlist_idx, track_idx
+        self.track_z: np.ndarray = _ro(arrays["track_z"])  # [T, d] L2-normalised
+        self.playlist_z: np.ndarray = _ro(arrays["playlist_z"])  # [P, d] L2-normalised
+        self._arrays = arrays
+        self._check()
+        self._track_pos = {t: i for i, t in enumerate(self.track_ids.tolist())}
+        self._playlist_pos = {p: i for i, p in enumerate(self.playlist_ids.tolist())}
+        self._song = song_keys(self.track_names, self.track_artists)
+        artists_norm = np.char.lower(self.track_artists.astype(str))
+        self._artist = np.unique(artists_norm, return_inverse=True)[1]
+        order = np.argsort(self.edges[0], kind="stable")
+        self._pl_ptr = np.searchsorted(self.edges[0][order], np.arange(len(self.playlist_ids) + 1))
+        self._pl_tracks = self.edges[1][order]
+        order_t = np.argsort(self.edges[1], kind="stable")
+        self._tr_ptr = np.searchsorted(self.edges[1][order_t], np.arange(len(self.track_ids) + 1))
+        self._tr_playlists = self.edges[0][order_t]
+        self._titles = [utils.default_process(n) for n in self.track_names.tolist()]
+        self._artists_proc = [utils.default_process(a) for a in self.track_artists.tolist()]
+        self._combined = [f"{t} {a}" for t, a in zip(self._titles, self._artists_proc, strict=True)]
+
+    def _check(self) -> None:
+        t, p = len(self.track_ids), len(self.playlist_ids)
+        if self.track_z.shape[0] != t or self.playlist_z.shape[0] != p:
+            raise SnapshotError(f"snapshot arrays disagree: {t} tracks vs {self.track_z.shape[0]} embeddings")
+        if not (np.isfinite(self.track_z).all() and np.isfinite(self.playlist_z).all()):
+            raise SnapshotError("snapshot embeddings contain NaN or infinity; retrain the model")
+        if self.edges.size and (self.edges[0].max() >= p or self.edges[1].max() >= t):
+            raise SnapshotError("snapshot edges point outside the catalogue")
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"Snapshot(version={i.version!r}, tracks={i.num_tracks}, playlists={i.num_playlists}, model={i.model_kind})"
+
+    # ----- lookups -----
+
+    def _idx(self, track_id: str) -> int:
+        try:
+            return self._track_pos[track_id]
+        except KeyError:
+            raise UnknownTrackError(track_id) from None
+
+    def has_track(self, track_id: str) -> bool:
+        return track_id in self._track_pos
+
+    def _result(self, idx: int, score: float, reason: str | None = None) -> Track:
+        year = self.years[idx]
+        pop = self.popularity[idx]
+        return Track(
+            track_id=str(self.track_ids[idx]),
+            name=str(self.track_names[idx]),
+            artist=str(self.track_artists[idx]),
+            album=str(self.album_names[idx]),
+            year=None if np.isnan(year) else int(year),
+            popularity=None if np.isnan(pop) else float(pop),
+            score=float(score),
+            reason=reason,
+        )
+
+    def track(self, track_id: str) -> Track:
+        """Metadata of one track (score 0)."""
+        return self._result(self._idx(track_id), 0.0)
+
+    def playlist_tracks(self, playlist_id: str) -> list[str]:
+        """Track ids of a training playlist."""
+        p = self._playlist_idx(playlist_id)
+        return [str(self.track_ids[i]) for i in self._pl_tracks[self._pl_ptr[p] : self._pl_ptr[p + 1]]]
+
+    def _playlist_idx(self, playlist_id: str) -> int:
+        try:
+            return self._playlist_pos[playlist_id]
+        except KeyError:
+            raise UnknownPlaylistError(playlist_id) from None
+
+    def _playlists_of(self, idx: int) -> np.ndarray:
+        return self._tr_playlists[self._tr_ptr[idx] : self._tr_ptr[idx + 1]]
+
+    # ----- ranking -----
+
+    def _top(self, scores: np.ndarray, k: int, exclude: np.ndarray, one_per_song: bool = True) -> list[int]:
+        """Indices of the k best scores, skipping excluded indices and, optionally, repeated versions of a song."""
+        if k <= 0:
+            return []
+        scores = scores.copy()
+        scores[exclude] = -np.inf
+        excluded_songs = set(self._song[exclude].tolist()) if one_per_song else set()
+        want = min(len(scores), 4 * k + len(exclude) + 8)
+        while True:
+            cand = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+            cand = cand[np.argsort(-scores[cand], kind="stable")]
+            out: list[int] = []
+            seen = set(excluded_songs)
+            for i in cand.tolist():
+                if not np.isfinite(scores[i]):
+                    break
+                song = int(self._song[i])
+                if one_per_song and song in seen:
+                    continue
+                seen.add(song)
+                out.append(i)
+                if len(out) == k:
+                    return out
+            if want >= len(scores):
+                return out
+            want = min(len(scores), want * 4)
+
+    def _reason(self, idx: int, seeds: np.ndarray) -> str | None:
+        """A short human reason why track idx follows from the seed tracks."""
+        if len(seeds) and (self._artist[seeds] == self._artist[idx]).any():
+            return "same artist"
+        shared = len(np.intersect1d(self._playlists_of(idx), np.concatenate([self._playlists_of(s) for s in seeds])))
+        if shared:
+            return f"shares {shared} playlist{'s' if shared > 1 else ''}"
+        if len(seeds):
+            gap = np.abs(self.audio[seeds].mean(axis=0) - self.audio[idx])
+            closest = np.argsort(gap)[:2]
+            if gap[closest[0]] < 0.5:
+                names = [REASON_FEATURES[c] for c in sorted(closest.tolist())]
+                return f"close in {' and '.join(names)}"
+        return None
+
+    def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
+        """The k songs most similar to the track, excluding it and other versions of the same song."""
+        q = self._idx(track_id)
+        scores = self.track_z @ self.track_z[q]
+        same_song = np.flatnonzero(self._song == self._song[q])
+        seeds = np.array([q])
+        return [self._result(i, scores[i], self._reason(i, seeds)) for i in self._top(scores, k, same_song)]
+
+    def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
+        """The k tracks that best continue a training playlist, excluding its own tracks."""
+        p = self._playlist_idx(playlist_id)
+        own = self._pl_tracks[self._pl_ptr[p] : self._pl_ptr[p + 1]]
+        scores = self.track_z @ self.playlist_z[p]
+        return [self._result(i, scores[i], self._reason(i, own)) for i in self._top(scores, k, own)]
+
+    def recommend_for_tracks(self, track_ids: list[str], k: int = 10) -> list[Track]:
+        """The k tracks that best continue a new playlist made of the given seed tracks (excluded)."""
+        if not track_ids:
+            raise InvalidQueryError("recommend_for_tracks needs at least one track_id; got an empty list")
+        seeds = np.array(sorted({self._idx(t) for t in track_ids}))
+        centroid = self.track_z[seeds].mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        scores = self.track_z @ centroid
+        return [self._result(i, scores[i], self._reason(i, seeds)) for i in self._top(scores, k, seeds)]
+
+    # ----- search -----
+
+    def search(self, text: str, limit: int = 5) -> list[SearchHit]:
+        """Fuzzy search over title, artist and "title artist"; one hit per song, best match first."""
+        query = utils.default_process(text or "")[:200]
+        if not query or limit <= 0:
+            return []
+        best = np.zeros(len(self._titles), dtype=np.float32)
+        for choices, weight in ((self._titles, 1.0), (self._combined, 1.0), (self._artists_proc, 0.9)):
+            scores = process.cdist([query], choices, scorer=fuzz.WRatio, dtype=np.uint8, workers=1)[0]
+            np.maximum(best, scores.astype(np.float32) * weight, out=best)
+        # Ties (an artist's many tracks, versions of a song) go to the more popular track.
+        pop = np.nan_to_num(self.popularity, nan=0.0) / 1000.0
+        ranked = best + pop
+        top = self._top(ranked, limit, np.array([], dtype=np.int64))
+        return [SearchHit(self._result(i, float(best[i])), float(best[i])) for i in top if best[i] > 0]
+
+    # ----- persistence -----
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write atomically: a temp dir, fsync, then rename; the previous snapshot is kept as <dir>.prev."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            arrays_path = tmp / ARRAYS_FILE
+            with open(arrays_path, "wb") as fh:
+                np.savez(fh, **self._arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+            meta = dataclasses.asdict(self.info)
+            meta["arrays_sha256"] = _sha256(arrays_path)
+            with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            previous = target.with_name(target.name + ".prev")
+            if target.exists():
+                if previous.exists():
+                    shutil.rmtree(previous)
+                os.replace(target, previous)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_dir(directory: Path) -> Snapshot:
+    meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise SnapshotError(f"{str(directory)!r} is not a complete snapshot (needs {META_FILE} and {ARRAYS_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"{str(meta_path)!r} is unreadable or not JSON: {exc}") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SnapshotError(
+            f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this recsys reads "
+            f"format {FORMAT_VERSION}: retrain with 'musicrec train'"
+        )
+    if meta.get("arrays_sha256") != _sha256(arrays_path):
+        raise SnapshotError(f"{str(arrays_path)!r} does not match its checksum: the snapshot is corrupt or partial")
+    try:
+        with np.load(arrays_path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        fields = {f.name for f in dataclasses.fields(SnapshotInfo)}
+        info = SnapshotInfo(**{k: v for k, v in meta.items() if k in fields})
+        return Snapshot(arrays, info)
+    except SnapshotError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"cannot read snapshot {str(directory)!r}: {exc}") from exc
+
+
+def load(directory: str | os.PathLike[str]) -> Snapshot:
+    """Load a saved snapshot; if a save was interrupted between its renames, fall back to <dir>.prev."""
+    target = Path(directory)
+    previous = target.with_name(target.name + ".prev")
+    if not target.exists() and previous.exists():
+        log.warning("snapshot %s is missing; loading the previous one at %s", target, previous)
+        return _load_dir(previous)
+    if not target.exists():
+        raise SnapshotError(f"no snapshot at {str(target)!r}: train one with 'musicrec train --out {target}'")
+    return _load_dir(target)
