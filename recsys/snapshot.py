@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -214,29 +215,43 @@ class Snapshot:
                 return f"close in {' and '.join(names)}"
         return None
 
+    def track_scores(self, track_id: str) -> np.ndarray:
+        """Similarity of every catalogue track to one track. [num_tracks], aligned with track_ids."""
+        q = self._idx(track_id)
+        return self.track_z @ self.track_z[q]
+
+    def playlist_scores(self, playlist_id: str) -> np.ndarray:
+        """How well every catalogue track continues a training playlist. [num_tracks]"""
+        return self.track_z @ self.playlist_z[self._playlist_idx(playlist_id)]
+
+    def seed_scores(self, track_ids: Sequence[str]) -> np.ndarray:
+        """How well every catalogue track continues a new playlist made of the seed tracks. [num_tracks]"""
+        if not track_ids:
+            raise InvalidQueryError("a new playlist needs at least one seed track_id; got none")
+        seeds = np.array(sorted({self._idx(t) for t in track_ids}))
+        centroid = self.track_z[seeds].mean(axis=0)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        return self.track_z @ centroid
+
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
         """The k songs most similar to the track, excluding it and other versions of the same song."""
+        scores = self.track_scores(track_id)
         q = self._idx(track_id)
-        scores = self.track_z @ self.track_z[q]
         same_song = np.flatnonzero(self._song == self._song[q])
         seeds = np.array([q])
         return [self._result(i, scores[i], self._reason(i, seeds)) for i in self._top(scores, k, same_song)]
 
     def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
         """The k tracks that best continue a training playlist, excluding its own tracks."""
+        scores = self.playlist_scores(playlist_id)
         p = self._playlist_idx(playlist_id)
         own = self._pl_tracks[self._pl_ptr[p] : self._pl_ptr[p + 1]]
-        scores = self.track_z @ self.playlist_z[p]
         return [self._result(i, scores[i], self._reason(i, own)) for i in self._top(scores, k, own)]
 
-    def recommend_for_tracks(self, track_ids: list[str], k: int = 10) -> list[Track]:
+    def recommend_for_tracks(self, track_ids: Sequence[str], k: int = 10) -> list[Track]:
         """The k tracks that best continue a new playlist made of the given seed tracks (excluded)."""
-        if not track_ids:
-            raise InvalidQueryError("recommend_for_tracks needs at least one track_id; got an empty list")
+        scores = self.seed_scores(track_ids)
         seeds = np.array(sorted({self._idx(t) for t in track_ids}))
-        centroid = self.track_z[seeds].mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        scores = self.track_z @ centroid
         return [self._result(i, scores[i], self._reason(i, seeds)) for i in self._top(scores, k, seeds)]
 
     # ----- search -----
