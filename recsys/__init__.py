@@ -1,8 +1,8 @@
 """recsys: a graph neural network music recommender learned from playlists.
 
-    import recsys
-    snap = recsys.train("spotify_songs.csv")
-    snap.similar_tracks(track_id, k=10)
+import recsys
+snap = recsys.train("spotify_songs.csv")
+snap.similar_tracks(track_id, k=10)
 """
 
 from recsys.api import train, train_catalog

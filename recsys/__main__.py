@@ -1,3 +1,5 @@
-from recsys.cli import main
 import sys
+
+from recsys.cli import main
+
 sys.exit(main())

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from recsys.errors import RecsysError
 
@@ -34,8 +33,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = recsys.TrainConfig(epochs=args.epochs, seed=args.seed, progress=not args.quiet)
     snap = recsys.train(args.data, config)
     out = snap.save(_model_dir(args.out))
-    print(f"trained {snap.info.model_kind} on {snap.info.num_tracks} tracks / {snap.info.num_playlists} playlists "
-          f"in {snap.info.train_seconds:.1f}s; metrics {snap.info.metrics}; saved to {out}")
+    print(
+        f"trained {snap.info.model_kind} on {snap.info.num_tracks} tracks / {snap.info.num_playlists} playlists "
+        f"in {snap.info.train_seconds:.1f}s; metrics {snap.info.metrics}; saved to {out}"
+    )
     return 0
 
 

@@ -236,8 +236,8 @@ def load_catalog(path: str | os.PathLike[str] | None = None, config: DataConfig 
     tracks = frame[first]
     numeric_tracks = numeric[first]
     meta_cols = ["track_name", "track_artist", "track_album_id"]
-    merged = frame[meta_cols + ["track_id"]].merge(
-        tracks[meta_cols + ["track_id"]], on="track_id", suffixes=("", "_first")
+    merged = frame[[*meta_cols, "track_id"]].merge(
+        tracks[[*meta_cols, "track_id"]], on="track_id", suffixes=("", "_first")
     )
     conflicts = int((merged[meta_cols].to_numpy() != merged[[c + "_first" for c in meta_cols]].to_numpy()).any(1).sum())
 

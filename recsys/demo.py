@@ -25,19 +25,97 @@ GENRES: dict[str, tuple[str, ...]] = {
     "r&b": ("urban contemporary", "hip pop", "new jack swing", "neo soul"),
     "edm": ("electro house", "big room", "pop edm", "progressive electro house"),
 }
-_ADJ = (
-    "Neon Velvet Silver Golden Broken Electric Midnight Crimson Hollow Wild Quiet Burning Paper Glass Lucky Lonely "
-    "Faded Sunday Northern Secret Cosmic Little Fading Restless Hidden Starlit Endless Rusty Frozen Tender"
-).split()
-_NOUN = (
-    "Echo Horizon Heart River Signal Garden Summer Highway Ocean Mirror Shadow Fire Thunder Dream Kingdom Island "
-    "Letters Lights Satellite Avenue Pulse Harbor Canyon Comet Parade Winter Motel Diamond Engine Season"
-).split()
-_ARTIST_FIRST = "DJ Lil MC The Young Big Saint Lady Dr Sir".split()
-_ARTIST_LAST = (
-    "Nova Vega Rivers Monroe Blaze Kato Sierra Onyx Atlas Rowan Juno Marlowe Quinn Reyes Stone Vale Wren Zephyr "
-    "Orion Lark Ember Sable Indigo Cruz"
-).split()
+_ADJ = [
+    "Neon",
+    "Velvet",
+    "Silver",
+    "Golden",
+    "Broken",
+    "Electric",
+    "Midnight",
+    "Crimson",
+    "Hollow",
+    "Wild",
+    "Quiet",
+    "Burning",
+    "Paper",
+    "Glass",
+    "Lucky",
+    "Lonely",
+    "Faded",
+    "Sunday",
+    "Northern",
+    "Secret",
+    "Cosmic",
+    "Little",
+    "Fading",
+    "Restless",
+    "Hidden",
+    "Starlit",
+    "Endless",
+    "Rusty",
+    "Frozen",
+    "Tender",
+]
+_NOUN = [
+    "Echo",
+    "Horizon",
+    "Heart",
+    "River",
+    "Signal",
+    "Garden",
+    "Summer",
+    "Highway",
+    "Ocean",
+    "Mirror",
+    "Shadow",
+    "Fire",
+    "Thunder",
+    "Dream",
+    "Kingdom",
+    "Island",
+    "Letters",
+    "Lights",
+    "Satellite",
+    "Avenue",
+    "Pulse",
+    "Harbor",
+    "Canyon",
+    "Comet",
+    "Parade",
+    "Winter",
+    "Motel",
+    "Diamond",
+    "Engine",
+    "Season",
+]
+_ARTIST_FIRST = ["DJ", "Lil", "MC", "The", "Young", "Big", "Saint", "Lady", "Dr", "Sir"]
+_ARTIST_LAST = [
+    "Nova",
+    "Vega",
+    "Rivers",
+    "Monroe",
+    "Blaze",
+    "Kato",
+    "Sierra",
+    "Onyx",
+    "Atlas",
+    "Rowan",
+    "Juno",
+    "Marlowe",
+    "Quinn",
+    "Reyes",
+    "Stone",
+    "Vale",
+    "Wren",
+    "Zephyr",
+    "Orion",
+    "Lark",
+    "Ember",
+    "Sable",
+    "Indigo",
+    "Cruz",
+]
 # Per-genre centre of (danceability, energy, speechiness, acousticness, instrumentalness, valence, tempo).
 _GENRE_PROFILE = {
     "pop": (0.65, 0.70, 0.07, 0.15, 0.02, 0.55, 120.0),
@@ -68,9 +146,7 @@ def _spotify_id(rng: np.random.Generator) -> str:
     return "".join(alphabet[i] for i in rng.integers(0, len(alphabet), 22))
 
 
-def demo_rows(
-    seed: int = 0, artists_per_subgenre: int = 12, playlists_per_subgenre: int = 6
-) -> list[dict[str, str]]:
+def demo_rows(seed: int = 0, artists_per_subgenre: int = 12, playlists_per_subgenre: int = 6) -> list[dict[str, str]]:
     """Generate the demo catalogue as CSV rows (strings), deterministically from the seed."""
     rng = np.random.default_rng(seed)
     tracks: list[dict[str, str]] = []

@@ -21,7 +21,9 @@ def verify(path: Path, size: int = EXPECTED_SIZE, sha256: str = EXPECTED_SHA256)
     """Raise DataDownloadError unless the file has the expected size and checksum."""
     actual_size = path.stat().st_size
     if actual_size != size:
-        raise DataDownloadError(f"{str(path)!r} has {actual_size} bytes, expected {size}: incomplete or a different file")
+        raise DataDownloadError(
+            f"{str(path)!r} has {actual_size} bytes, expected {size}: incomplete or a different file"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != sha256:
         raise DataDownloadError(f"{str(path)!r} has sha256 {digest}, expected {sha256}: corrupt or a different file")
@@ -45,7 +47,7 @@ def download(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
             while chunk := response.read(1 << 16):
                 fh.write(chunk)
         verify(tmp, size, sha256)

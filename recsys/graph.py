@@ -146,7 +146,7 @@ def split_pairs(
     n = pairs.shape[1]
     perm = torch.randperm(n, generator=generator)
     held_mask = torch.zeros(n, dtype=torch.bool)
-    held_mask[perm[: int(round(n * share))]] = True
+    held_mask[perm[: round(n * share)]] = True
     if protect_last_edge and n:
         kept_per_playlist = torch.bincount(pairs[0][~held_mask], minlength=int(pairs[0].max()) + 1)
         orphan = kept_per_playlist[pairs[0]] == 0

@@ -37,6 +37,7 @@ class HybridGNN(nn.Module):
         )
         self.convs = nn.ModuleList([LGConv(normalize=False) for _ in range(config.num_layers)])
         self.register_buffer("track_x", inputs.track_x.clone(), persistent=False)
+        self.track_x: Tensor
 
     def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
         """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
@@ -80,14 +81,17 @@ class DesignGCN(nn.Module):
 
     def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
         """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
-        x = torch.cat([self.playlist_x, self.audio_x])  # [P + T, f]
+        playlist_x: Tensor = self.playlist_x
+        audio_x: Tensor = self.audio_x
+        x = torch.cat([playlist_x, audio_x])  # [P + T, f]
         h = self.dropout(torch.relu(self.conv1(x, edge_index, edge_weight)))
         h = self.conv2(h, edge_index, edge_weight)
         p = self.num_playlists
         return h[:p], h[p : p + self.num_tracks]
 
     def input_embeddings(self) -> list[Tensor]:
-        return [self.playlist_x] if isinstance(self.playlist_x, nn.Parameter) else []
+        x = self.playlist_x
+        return [x] if isinstance(x, nn.Parameter) else []
 
 
 RecModel = HybridGNN | DesignGCN

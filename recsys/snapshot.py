@@ -9,9 +9,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -126,7 +126,9 @@ class Snapshot:
 
     def __repr__(self) -> str:
         i = self.info
-        return f"Snapshot(version={i.version!r}, tracks={i.num_tracks}, playlists={i.num_playlists}, model={i.model_kind})"
+        return (
+            f"Snapshot(version={i.version!r}, tracks={i.num_tracks}, playlists={i.num_playlists}, model={i.model_kind})"
+        )
 
     # ----- lookups -----
 
@@ -281,7 +283,7 @@ class Snapshot:
         try:
             arrays_path = tmp / ARRAYS_FILE
             with open(arrays_path, "wb") as fh:
-                np.savez(fh, **self._arrays)
+                np.savez(fh, **self._arrays)  # type: ignore[arg-type]
                 fh.flush()
                 os.fsync(fh.fileno())
             meta = dataclasses.asdict(self.info)

@@ -17,7 +17,7 @@ from recsys.config import LossConfig, TrainConfig
 from recsys.data import Catalog
 from recsys.errors import TrainingError
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
-from recsys.model import RecModel, build_model, normalised_adjacency
+from recsys.model import build_model, normalised_adjacency
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _negatives(
     """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre."""
     n = positives.shape[0]
     num_tracks = track_genre.shape[0]
-    num_hard = int(round(num * hard_share)) if genre_pools else 0
+    num_hard = round(num * hard_share) if genre_pools else 0
     neg = torch.randint(0, num_tracks, (n, num), generator=gen)
     if num_hard:
         genres = track_genre[positives]
@@ -77,14 +77,16 @@ def ranking_loss(
         p = F.normalize(p, dim=-1)
         t_pos = F.normalize(track_z[pos[1]], dim=-1)
         t_neg = F.normalize(track_z[neg], dim=-1)  # [n, m, d]
-        parts = [(p * t_pos).sum(-1, keepdim=True), torch.einsum("nd,nmd->nm", p, t_neg)]
-        negs = [neg]
-        if shared is not None and len(shared):
-            parts.append(p @ F.normalize(track_z[shared], dim=-1).T)  # [n, s]
-            negs.append(shared.unsqueeze(0).expand(len(p), -1))
-        logits = torch.cat(parts, dim=1) / config.temperature
         # A sampled negative that is the positive itself is not a negative.
-        logits[:, 1:] = logits[:, 1:].masked_fill(torch.cat(negs, dim=1) == pos[1].unsqueeze(1), float("-inf"))
+        target = pos[1].unsqueeze(1)
+        parts = [
+            (p * t_pos).sum(-1, keepdim=True),
+            torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf")),
+        ]
+        if shared is not None and len(shared):
+            shared_logits = p @ F.normalize(track_z[shared], dim=-1).T  # [n, s]
+            parts.append(shared_logits.masked_fill(shared.unsqueeze(0) == target, float("-inf")))
+        logits = torch.cat(parts, dim=1) / config.temperature
         return F.cross_entropy(logits, torch.zeros(len(p), dtype=torch.long))
     s_pos = (p * track_z[pos[1]]).sum(-1)  # [n]
     s_neg = torch.einsum("nd,nmd->nm", p, track_z[neg])  # [n, m]
@@ -95,9 +97,7 @@ def ranking_loss(
     )
 
 
-def recall_at_k(
-    playlist_z: Tensor, track_z: Tensor, known: Tensor, held: Tensor, k: int, normalise: bool
-) -> float:
+def recall_at_k(playlist_z: Tensor, track_z: Tensor, known: Tensor, held: Tensor, k: int, normalise: bool) -> float:
     """Recall@k of held pairs [2, n] ranking the whole catalogue, with known pairs [2, m] masked out."""
     if held.shape[1] == 0:
         return float("nan")

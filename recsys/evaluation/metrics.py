@@ -1,0 +1,88 @@
+"""Ranking metrics per query (so they can be bootstrapped) and the bootstrap confidence interval of their mean.
+
+Every metric takes `hits` [num_queries, K] (bool: the item ranked at position j is relevant) and `num_relevant`
+[num_queries]; a query without relevant items gets NaN and is left out of means. The definitions match
+torch_geometric.metrics.LinkPredRecall / LinkPredPrecision / LinkPredNDCG (tests check it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _check(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if hits.ndim != 2 or len(num_relevant) != hits.shape[0]:
+        raise ValueError(f"expected hits [n, K] and num_relevant [n]; got {hits.shape} and {num_relevant.shape}")
+    if not 1 <= k <= hits.shape[1]:
+        raise ValueError(f"k={k} must be between 1 and the ranked list length {hits.shape[1]}")
+    return hits.astype(np.float64), num_relevant.astype(np.float64)
+
+
+def _nan_where_empty(values: np.ndarray, num_relevant: np.ndarray) -> np.ndarray:
+    return np.where(num_relevant > 0, values, np.nan)
+
+
+def recall_at_k(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Share of a query's relevant items that appear in its top k. [num_queries]"""
+    h, n = _check(hits, num_relevant, k)
+    return _nan_where_empty(h[:, :k].sum(1) / np.maximum(n, 1), n)
+
+
+def precision_at_k(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Share of the top k that is relevant. [num_queries]"""
+    h, n = _check(hits, num_relevant, k)
+    return _nan_where_empty(h[:, :k].sum(1) / k, n)
+
+
+def ndcg_at_k(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Binary-relevance NDCG@k: DCG of the top k over the DCG of a perfect top k. [num_queries]"""
+    h, n = _check(hits, num_relevant, k)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))  # [k]
+    dcg = (h[:, :k] * discount).sum(1)
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(n, k).astype(np.int64)]
+    return _nan_where_empty(dcg / np.maximum(ideal, 1e-12), n)
+
+
+def r_precision(hits: np.ndarray, num_relevant: np.ndarray) -> np.ndarray:
+    """Precision at R, R = the query's number of relevant items (needs K >= max R). [num_queries]"""
+    h, n = hits.astype(np.float64), num_relevant.astype(np.int64)
+    if len(n) and n.max() > h.shape[1]:
+        raise ValueError(f"R-precision needs ranked lists of at least {n.max()} items; got {h.shape[1]}")
+    within = np.arange(h.shape[1])[None, :] < n[:, None]  # [n, K]
+    return _nan_where_empty((h * within).sum(1) / np.maximum(n, 1), n)
+
+
+def recall_curve(hits: np.ndarray, num_relevant: np.ndarray) -> np.ndarray:
+    """Mean Recall@k for k = 1..K over queries with relevant items. [K]"""
+    keep = num_relevant > 0
+    if not keep.any():
+        return np.full(hits.shape[1], np.nan)
+    cum = np.cumsum(hits[keep].astype(np.float64), axis=1)
+    return (cum / num_relevant[keep, None]).mean(0)
+
+
+def bootstrap_mean_ci(
+    values_per_seed: Sequence[np.ndarray], num_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean over seeds of the per-seed mean over queries, with a percentile bootstrap interval.
+
+    Queries are resampled with replacement within each seed (each split keeps its own query set), so the
+    interval covers the query sampling of the seed-averaged number. NaN values (queries without relevant
+    items in a subset) are dropped. Returns (mean, low, high); NaNs when no seed has a value.
+    """
+    clean = [v[~np.isnan(v)] for v in values_per_seed]
+    clean = [v for v in clean if len(v)]
+    if not clean:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    mean = float(np.mean([v.mean() for v in clean]))
+    draws = np.zeros(num_resamples)
+    for v in clean:
+        idx = rng.integers(0, len(v), size=(num_resamples, len(v)))
+        draws += v[idx].mean(1)
+    draws /= len(clean)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
+    return mean, float(low), float(high)

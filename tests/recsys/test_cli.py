@@ -1,0 +1,93 @@
+"""The musicrec CLI through a real subprocess: exit codes and messages a shell user expects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import recsys
+
+
+def musicrec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recsys", *args], capture_output=True, text=True, timeout=300, cwd=cwd, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, demo_csv: Path) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "model"
+    done = musicrec("train", "--data", str(demo_csv), "--out", str(out), "--epochs", "12", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "saved to" in done.stdout
+    return out
+
+
+def test_train_then_recommend_a_clear_match(model_dir: Path, demo_catalog: recsys.Catalog) -> None:
+    snap = recsys.load(model_dir)
+    track = snap.track(str(demo_catalog.track_ids[0]))
+    done = musicrec("recommend", f"{track.name} {track.artist}", "--model", str(model_dir))
+    assert done.returncode == 0, done.stderr
+    assert f"songs like {track.name}" in done.stdout
+    lines = [ln for ln in done.stdout.splitlines() if "open.spotify.com/track/" in ln]
+    assert len(lines) == 10
+
+
+def test_ambiguous_name_lists_candidates_with_exit_2(model_dir: Path) -> None:
+    done = musicrec("recommend", "home", "--model", str(model_dir))
+    assert done.returncode == 2
+    assert done.stdout.count("Home —") == 3
+    picked = musicrec("recommend", "home", "--pick", "2", "--model", str(model_dir))
+    assert picked.returncode == 0 and "songs like Home" in picked.stdout
+
+
+def test_similar_and_playlist(model_dir: Path, demo_catalog: recsys.Catalog) -> None:
+    done = musicrec("similar", "--track-id", str(demo_catalog.track_ids[1]), "-k", "3", "--model", str(model_dir))
+    assert done.returncode == 0 and done.stdout.count("open.spotify.com") == 3
+    done = musicrec("playlist", "--playlist-id", str(demo_catalog.playlist_ids[0]), "--model", str(model_dir))
+    assert done.returncode == 0 and done.stdout.count("open.spotify.com") == 10
+
+
+def test_errors_are_one_line_without_traceback(model_dir: Path, tmp_path: Path) -> None:
+    done = musicrec("similar", "--track-id", "nope", "--model", str(model_dir))
+    assert done.returncode == 1
+    assert "unknown track_id 'nope'" in done.stderr and "Traceback" not in done.stderr
+    done = musicrec("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m"))
+    assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+    done = musicrec("recommend", "x", "--model", str(tmp_path / "none"))
+    assert done.returncode == 1 and "no snapshot" in done.stderr
+    assert musicrec("bogus").returncode == 2
+
+
+def test_demo_command_writes_the_catalogue(tmp_path: Path) -> None:
+    done = musicrec("data", "demo", "--out", str(tmp_path / "d.csv"))
+    assert done.returncode == 0
+    assert recsys.load_catalog(tmp_path / "d.csv").num_playlists == 144
+
+
+def test_download_offline_says_so(tmp_path: Path) -> None:
+    from recsys.download import download
+
+    with pytest.raises(recsys.DataDownloadError, match=r"could not download"):
+        download(tmp_path / "s.csv", url="http://127.0.0.1:9/unreachable.csv", timeout=2)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_download_rejects_a_file_that_fails_verification(tmp_path: Path) -> None:
+    from recsys.download import download
+
+    src = tmp_path / "src.csv"
+    src.write_text("track_id\n")
+    with pytest.raises(recsys.DataDownloadError, match="bytes, expected"):
+        download(tmp_path / "s.csv", url=src.as_uri(), size=999)
+    assert not (tmp_path / "s.csv").exists()
+    ok = download(
+        tmp_path / "s.csv",
+        url=src.as_uri(),
+        size=src.stat().st_size,
+        sha256=__import__("hashlib").sha256(src.read_bytes()).hexdigest(),
+    )
+    assert ok.read_text() == "track_id\n"

@@ -1,0 +1,157 @@
+"""The snapshot API: exclusions, errors on unknown ids, fuzzy search, and atomic, pickle-free persistence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import recsys
+from recsys.data import Catalog
+from recsys.snapshot import ARRAYS_FILE, META_FILE
+
+
+def _reissue(catalog: Catalog) -> tuple[str, str]:
+    """The demo's song released twice (same title and artist, two track ids)."""
+    keys: dict[tuple[str, str], str] = {}
+    for tid, name, artist in zip(catalog.track_ids, catalog.track_names, catalog.track_artists, strict=True):
+        key = (str(name), str(artist))
+        if key in keys:
+            return keys[key], str(tid)
+        keys[key] = str(tid)
+    raise AssertionError("the demo catalogue plants one reissued song")
+
+
+def test_similar_tracks_excludes_query_and_its_other_versions(
+    demo_catalog: Catalog, demo_snapshot: recsys.Snapshot
+) -> None:
+    original, reissue = _reissue(demo_catalog)
+    # The reissue is the closest track of all (same artist, album-mates, same audio): it must still not appear.
+    scores = demo_snapshot.track_scores(original)
+    order = np.argsort(-scores)
+    assert demo_snapshot.track_ids[order[0]] == original
+    recs = demo_snapshot.similar_tracks(original, k=10)
+    ids = [r.track_id for r in recs]
+    assert len(recs) == 10 and len(set(ids)) == 10
+    assert original not in ids and reissue not in ids
+    assert len({(r.name, r.artist) for r in recs}) == 10
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    assert all(r.url == f"https://open.spotify.com/track/{r.track_id}" for r in recs)
+
+
+def test_recommend_for_playlist_excludes_its_tracks(demo_catalog: Catalog, demo_snapshot: recsys.Snapshot) -> None:
+    pid = str(demo_catalog.playlist_ids[3])
+    own = set(demo_snapshot.playlist_tracks(pid))
+    assert len(own) >= 15
+    recs = demo_snapshot.recommend_for_playlist(pid, k=25)
+    assert len(recs) == 25
+    assert not own & {r.track_id for r in recs}
+
+
+def test_recommend_for_tracks_excludes_seeds(demo_catalog: Catalog, demo_snapshot: recsys.Snapshot) -> None:
+    seeds = [str(t) for t in demo_catalog.track_ids[:5]]
+    recs = demo_snapshot.recommend_for_tracks(seeds, k=10)
+    assert len(recs) == 10
+    assert not set(seeds) & {r.track_id for r in recs}
+
+
+def test_unknown_ids_raise_specific_errors(demo_snapshot: recsys.Snapshot) -> None:
+    with pytest.raises(recsys.UnknownTrackError) as err:
+        demo_snapshot.similar_tracks("no-such-track")
+    assert isinstance(err.value, recsys.RecsysError) and "search()" in str(err.value)
+    with pytest.raises(recsys.UnknownPlaylistError):
+        demo_snapshot.recommend_for_playlist("no-such-playlist")
+    with pytest.raises(recsys.UnknownTrackError):
+        demo_snapshot.recommend_for_tracks(["no-such-track"])
+    with pytest.raises(recsys.InvalidQueryError):
+        demo_snapshot.recommend_for_tracks([])
+
+
+def test_search_is_fuzzy_and_one_hit_per_song(demo_catalog: Catalog, demo_snapshot: recsys.Snapshot) -> None:
+    hits = demo_snapshot.search("hme", limit=5)
+    assert [h.track.name for h in hits[:3]] == ["Home"] * 3
+    assert len({h.track.artist for h in hits[:3]}) == 3
+    original, reissue = _reissue(demo_catalog)
+    name = demo_snapshot.track(original).name
+    artist = demo_snapshot.track(original).artist
+    found = demo_snapshot.search(f"{name.lower()} {artist.lower()}", limit=5)
+    assert found[0].track.track_id in {original, reissue}
+    assert found[0].match >= 95
+    assert sum(h.track.track_id in {original, reissue} for h in found) == 1
+    assert demo_snapshot.search("", limit=5) == []
+    assert demo_snapshot.search("x" * 5000, limit=3) is not None
+
+
+def test_save_load_gives_identical_answers(
+    tmp_path: Path, demo_catalog: Catalog, demo_snapshot: recsys.Snapshot
+) -> None:
+    demo_snapshot.save(tmp_path / "m")
+    loaded = recsys.load(tmp_path / "m")
+    tid, pid = str(demo_catalog.track_ids[10]), str(demo_catalog.playlist_ids[2])
+    assert loaded.similar_tracks(tid) == demo_snapshot.similar_tracks(tid)
+    assert loaded.recommend_for_playlist(pid) == demo_snapshot.recommend_for_playlist(pid)
+    assert loaded.search("home") == demo_snapshot.search("home")
+    assert loaded.info == demo_snapshot.info
+
+
+def test_crash_mid_save_keeps_previous_snapshot(
+    tmp_path: Path, demo_snapshot: recsys.Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "m"
+    demo_snapshot.save(target)
+    version = recsys.load(target).info.version
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        demo_snapshot.save(target)
+    monkeypatch.undo()
+    assert recsys.load(target).info.version == version
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_crash_between_renames_falls_back_to_previous(
+    tmp_path: Path, demo_snapshot: recsys.Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "m"
+    demo_snapshot.save(target)
+    real_replace = os.replace
+    calls = []
+
+    def replace_then_die(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 2:  # the old one moved aside, the new one not yet in place
+            raise OSError("power cut")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(OSError):
+        demo_snapshot.save(target)
+    monkeypatch.undo()
+    assert not target.exists()
+    assert recsys.load(target).info.version == demo_snapshot.info.version
+
+
+def test_corrupt_snapshot_is_a_clear_error(tmp_path: Path, demo_snapshot: recsys.Snapshot) -> None:
+    target = demo_snapshot.save(tmp_path / "m")
+    with open(target / ARRAYS_FILE, "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"garbage")
+    with pytest.raises(recsys.SnapshotError, match="checksum"):
+        recsys.load(target)
+    (target / META_FILE).write_text("{not json")
+    with pytest.raises(recsys.SnapshotError, match="JSON"):
+        recsys.load(target)
+    with pytest.raises(recsys.SnapshotError, match="no snapshot"):
+        recsys.load(tmp_path / "missing")
+
+
+def test_saved_arrays_need_no_pickle(tmp_path: Path, demo_snapshot: recsys.Snapshot) -> None:
+    target = demo_snapshot.save(tmp_path / "m")
+    with np.load(target / ARRAYS_FILE, allow_pickle=False) as data:
+        assert data["track_ids"].dtype.kind == "U"
+        assert data["track_z"].dtype == np.float32
