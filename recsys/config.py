@@ -53,7 +53,8 @@ class LossConfig:
     # Share of the per-positive negatives drawn from the positive's own genre: harder negatives.
     hard_share: float = 1.0
     # softmax only: uniform negatives shared by the whole batch; many negatives for one matrix product.
-    num_shared_negatives: int = 2048
+    # 1024 validated as well as 2048 (inner split of the real data) at half the cost.
+    num_shared_negatives: int = 1024
     # Softmax temperature on cosine-like scores; 0.1 keeps gradients alive on a normalised space.
     temperature: float = 0.1
     # L2 on the input embeddings, as in LightGCN.
@@ -70,7 +71,8 @@ class TrainConfig:
     seed: int = 42
     # Upper bound; early stopping usually ends sooner.
     epochs: int = 100
-    learning_rate: float = 0.01
+    # 0.02 converges in ~30-50 epochs on the real data with the same validation recall as 0.01 in ~80.
+    learning_rate: float = 0.02
     # Edges per optimisation step; the real data has ~32k edges, so a few steps per epoch.
     batch_size: int = 16384
     # Share of edges held out of message passing and training to pick the best epoch.
@@ -78,6 +80,9 @@ class TrainConfig:
     # Share of the training edges that each epoch removes from message passing and uses as targets: the
     # model then learns to score a track from the rest of the graph, as it must for cold tracks.
     target_edge_share: float = 0.5
+    # Probability that a track with no message-passing edge in a training step has its genre hidden. Genres are
+    # playlist labels, so a truly new track usually has none; 1.0 makes the model never lean on them for cold ones.
+    genre_dropout: float = 1.0
     # Stop after this many epochs without a better validation recall.
     patience: int = 10
     # Validate every this many epochs (validation ranks the whole catalogue).

@@ -62,7 +62,10 @@ class GraphInputs:
     num_tracks: int
     num_artists: int
     num_albums: int
-    track_x: torch.Tensor  # [num_tracks, num_inputs] float32: scaled numeric inputs, missing flags, genre one-hot
+    track_x: torch.Tensor  # [num_tracks, num_inputs] float32: scaled numeric inputs and missing flags
+    # [num_tracks, G + S + 1] float32: genre and subgenre one-hot, last column "unknown". Genres are playlist
+    # labels, so a track's genre is only known through some playlist; training hides it to mimic cold tracks.
+    track_genre: torch.Tensor
     audio_x: torch.Tensor  # [num_tracks, 12] float32: scaled audio features only (the original design's input)
     track_artist: torch.Tensor  # [num_tracks] int64 artist_idx
     track_album: torch.Tensor  # [num_tracks] int64 album_idx, -1 when unknown
@@ -95,11 +98,12 @@ def build_inputs(
     missing = np.isnan(raw[:, -len(EXTRA_NUMERIC) :]).astype(np.float32)
     genre_vocab, genre_idx = _vocabulary(catalog.genres)
     sub_vocab, sub_idx = _vocabulary(catalog.subgenres)
-    genre_1h = np.zeros((catalog.num_tracks, len(genre_vocab) + len(sub_vocab)), dtype=np.float32)
+    genre_1h = np.zeros((catalog.num_tracks, len(genre_vocab) + len(sub_vocab) + 1), dtype=np.float32)
     rows = np.arange(catalog.num_tracks)
     genre_1h[rows[genre_idx >= 0], genre_idx[genre_idx >= 0]] = 1.0
     genre_1h[rows[sub_idx >= 0], len(genre_vocab) + sub_idx[sub_idx >= 0]] = 1.0
-    track_x = np.concatenate([scaled, missing, genre_1h], axis=1)
+    genre_1h[:, -1] = (genre_idx < 0) & (sub_idx < 0)
+    track_x = np.concatenate([scaled, missing], axis=1)
 
     # Artists are keyed by name (the CSV has no artist id); albums by album id.
     artist_vocab, artist_idx = _vocabulary(np.char.lower(catalog.track_artists.astype(str)))
@@ -110,6 +114,7 @@ def build_inputs(
         num_artists=max(len(artist_vocab), 1),
         num_albums=max(len(album_vocab), 1),
         track_x=torch.from_numpy(track_x),
+        track_genre=torch.from_numpy(genre_1h),
         audio_x=torch.from_numpy(np.ascontiguousarray(scaled[:, : catalog.features.shape[1]])),
         track_artist=torch.from_numpy(np.maximum(artist_idx, 0)),
         track_album=torch.from_numpy(album_idx),

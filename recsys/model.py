@@ -19,6 +19,10 @@ class HybridGNN(nn.Module):
     others. Playlists, artists and albums have learnable embeddings; propagation is parameter-free (LGConv).
     """
 
+    track_x: Tensor
+    track_genre: Tensor
+    unknown_genre: Tensor
+
     def __init__(self, inputs: GraphInputs, config: ModelConfig) -> None:
         super().__init__()
         d = config.embedding_dim
@@ -30,20 +34,28 @@ class HybridGNN(nn.Module):
         for emb in (self.playlist_emb, self.artist_emb, self.album_emb):
             nn.init.normal_(emb.weight, std=0.1)
         self.track_encoder = nn.Sequential(
-            nn.Linear(inputs.track_x.shape[1], 2 * d),
+            nn.Linear(inputs.track_x.shape[1] + inputs.track_genre.shape[1], 2 * d),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(2 * d, d),
         )
         self.convs = nn.ModuleList([LGConv(normalize=False) for _ in range(config.num_layers)])
         self.register_buffer("track_x", inputs.track_x.clone(), persistent=False)
-        self.track_x: Tensor
+        self.register_buffer("track_genre", inputs.track_genre.clone(), persistent=False)
+        unknown = torch.zeros(inputs.track_genre.shape[1])
+        unknown[-1] = 1.0
+        self.register_buffer("unknown_genre", unknown, persistent=False)
 
-    def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
-        """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
-        x = torch.cat(
-            [self.playlist_emb.weight, self.track_encoder(self.track_x), self.artist_emb.weight, self.album_emb.weight]
-        )  # [num_nodes, d]
+    def forward(
+        self, edge_index: Tensor, edge_weight: Tensor, hide_genre: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Embed every node; return (playlist_z [P, d], track_z [T, d]). hide_genre [T] bool marks tracks whose
+        genre the model must not see (training: tracks that are cold in this step)."""
+        genre = self.track_genre
+        if hide_genre is not None:
+            genre = torch.where(hide_genre.unsqueeze(1), self.unknown_genre, genre)
+        tracks = self.track_encoder(torch.cat([self.track_x, genre], dim=1))
+        x = torch.cat([self.playlist_emb.weight, tracks, self.artist_emb.weight, self.album_emb.weight])  # [N, d]
         out = x
         for conv in self.convs:
             x = conv(x, edge_index, edge_weight)
@@ -63,6 +75,9 @@ class DesignGCN(nn.Module):
     Tracks carry their scaled audio features; playlists carry random features, fixed (the original) or learnable.
     """
 
+    playlist_x: Tensor
+    audio_x: Tensor
+
     def __init__(self, inputs: GraphInputs, config: ModelConfig, seed: int = 0) -> None:
         super().__init__()
         f = inputs.audio_x.shape[1]
@@ -79,11 +94,11 @@ class DesignGCN(nn.Module):
         self.conv2 = GCNConv(config.hidden_dim, config.embedding_dim, normalize=False)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, edge_index: Tensor, edge_weight: Tensor) -> tuple[Tensor, Tensor]:
-        """Embed every node; return (playlist_z [P, d], track_z [T, d])."""
-        playlist_x: Tensor = self.playlist_x
-        audio_x: Tensor = self.audio_x
-        x = torch.cat([playlist_x, audio_x])  # [P + T, f]
+    def forward(
+        self, edge_index: Tensor, edge_weight: Tensor, hide_genre: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Embed every node; return (playlist_z [P, d], track_z [T, d]). Genre is not an input here."""
+        x = torch.cat([self.playlist_x, self.audio_x])  # [P + T, f]
         h = self.dropout(torch.relu(self.conv1(x, edge_index, edge_weight)))
         h = self.conv2(h, edge_index, edge_weight)
         p = self.num_playlists

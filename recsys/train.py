@@ -129,6 +129,8 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         raise TrainingError("the catalogue has no playlist-track pairs to learn from")
     train_pairs, val_pairs = split_pairs(all_pairs, config.validation_share, gen)
     val_graph = graphs.propagation(train_pairs)
+    # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
+    val_hide = (torch.bincount(train_pairs[1], minlength=inputs.num_tracks) == 0) if config.genre_dropout else None
 
     model = build_model(inputs, config.model, seed=config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -148,13 +150,16 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         else:
             mp_pairs, target_pairs = train_pairs, train_pairs
         edge_index, edge_weight = graphs.propagation(mp_pairs)
+        # Genre is a playlist label: a track cold in this step keeps it only with probability 1 - genre_dropout.
+        cold = torch.bincount(mp_pairs[1], minlength=inputs.num_tracks) == 0
+        hide_genre = cold & (torch.rand(inputs.num_tracks, generator=gen) < config.genre_dropout)
         order = torch.randperm(target_pairs.shape[1], generator=gen)
         losses = []
         for lo in range(0, len(order), config.batch_size):
             pos = target_pairs[:, order[lo : lo + config.batch_size]]
             neg = _negatives(pos[1], config.loss.num_negatives, config.loss.hard_share, genre_pools, genre_idx, gen)
             shared = torch.randint(0, inputs.num_tracks, (config.loss.num_shared_negatives,), generator=gen)
-            playlist_z, track_z = model(edge_index, edge_weight)
+            playlist_z, track_z = model(edge_index, edge_weight, hide_genre)
             loss = ranking_loss(playlist_z, track_z, pos, neg, config.loss, shared)
             reg = sum((e.pow(2).sum() for e in model.input_embeddings()), torch.tensor(0.0))
             loss = loss + config.loss.weight_decay * reg / max(pos.shape[1], 1)
@@ -168,7 +173,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             with torch.no_grad():
-                pz, tz = model(*val_graph)
+                pz, tz = model(*val_graph, val_hide)
             recall = recall_at_k(pz, tz, train_pairs, val_pairs, config.eval_k, normalise)
             history.append(recall)
             if np.isnan(recall) or recall > best[0]:
