@@ -89,5 +89,8 @@ class TrainConfig:
     eval_every: int = 2
     # Cutoff of the validation metric (Recall@k over held-out edges).
     eval_k: int = 20
+    # Wall-clock budget: past it, training stops and keeps its best validated epoch (a retrain on a busy machine
+    # then still finishes in bounded time). The real data needs ~60-90 s on 2 idle cores.
+    max_seconds: float = 110.0
     # Show a tqdm progress bar with the loss.
     progress: bool = True

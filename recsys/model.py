@@ -47,9 +47,10 @@ class HybridGNN(nn.Module):
         self.register_buffer("unknown_genre", unknown, persistent=False)
 
     def forward(
-        self, edge_index: Tensor, edge_weight: Tensor, hide_genre: Tensor | None = None
+        self, edge_index: Tensor, edge_weight: Tensor | None, hide_genre: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """Embed every node; return (playlist_z [P, d], track_z [T, d]). hide_genre [T] bool marks tracks whose
+        """Embed every node; return (playlist_z [P, d], track_z [T, d]). edge_index may be a sparse adjacency
+        (then edge_weight is None). hide_genre [T] bool marks tracks whose
         genre the model must not see (training: tracks that are cold in this step)."""
         genre = self.track_genre
         if hide_genre is not None:
@@ -95,7 +96,7 @@ class DesignGCN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, edge_index: Tensor, edge_weight: Tensor, hide_genre: Tensor | None = None
+        self, edge_index: Tensor, edge_weight: Tensor | None, hide_genre: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Embed every node; return (playlist_z [P, d], track_z [T, d]). Genre is not an input here."""
         x = torch.cat([self.playlist_x, self.audio_x])  # [P + T, f]
