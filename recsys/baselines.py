@@ -236,6 +236,9 @@ def design_config(seed: int = 0) -> TrainConfig:
         loss=LossConfig(kind="bce", num_negatives=1, hard_share=0.0, num_shared_negatives=0, weight_decay=0.0),
         target_edge_share=0.0,
         validation_share=0.0,
+        # Pinned, not inherited: the product's tuned learning rate (0.02) makes this design collapse.
+        learning_rate=0.01,
+        batch_size=16384,
         epochs=100,
         patience=10**6,
         seed=seed,

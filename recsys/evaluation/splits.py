@@ -65,7 +65,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"data file {str(path)!r} does not exist; pass --data PATH or set MUSICREC_DATA")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     frame.columns = [c.strip() for c in frame.columns]
-    for col in ("track_id", "playlist_id"):
+    for col in ("track_id", "track_name", "track_artist", "playlist_id"):
         if col not in frame.columns:
             raise DataError(f"data file {str(path)!r} lacks column {col!r}; expected the spotify_songs.csv layout")
     return frame
@@ -83,7 +83,7 @@ def make_split(
     pid = frame["playlist_id"].str.strip().replace("NA", "")
     in_pair = (tid != "") & (pid != "")
     pairs = pd.DataFrame({"p": pid[in_pair], "t": tid[in_pair]}).drop_duplicates()
-    members: dict[str, list[str]] = {p: g["t"].tolist() for p, g in pairs.groupby("p", sort=False)}
+    members: dict[str, list[str]] = {str(p): g["t"].tolist() for p, g in pairs.groupby("p", sort=False)}
     eligible = [p for p, ts in members.items() if len(ts) >= config.min_playlist_tracks]
     if not eligible:
         raise DataError(f"no playlist in {str(path)!r} has {config.min_playlist_tracks} tracks; nothing to hold out")
@@ -104,10 +104,10 @@ def make_split(
     held = {(p, t) for p, ts in continuation.items() for t in ts}
     row_pairs = list(zip(pid.tolist(), tid.tolist(), strict=True))
     keep = np.array([(p, t) not in held and p not in new_set for p, t in row_pairs])
-    kept_tracks = set(tid[keep].tolist())
-    # Tracks that lost every row get their first row back as a catalogue-only row.
-    first_row = ~tid.duplicated(keep="first") & (tid != "")
-    orphan = first_row.to_numpy() & ~tid.isin(kept_tracks).to_numpy()
+    # A track whose first row is held out keeps that row as a catalogue-only row: tracks that lost every pair
+    # stay in the catalogue, and every track keeps its full-data position and first-row metadata.
+    first_row = (~tid.duplicated(keep="first") & (tid != "")).to_numpy()
+    orphan = first_row & ~keep
     train = frame[keep | orphan].copy()
     orphan_rows = orphan[keep | orphan]
     for col in PLAYLIST_COLUMNS:
@@ -146,10 +146,9 @@ def _similar_queries(
         pick = np.sort(rng.choice(len(candidates), size=config.max_similar_queries, replace=False))
         candidates = [candidates[i] for i in pick.tolist()]
     first = ~tid.duplicated(keep="first") & (tid != "")
-    names = frame.loc[first, "track_name"].to_numpy(dtype=str) if "track_name" in frame else None
-    artists = frame.loc[first, "track_artist"].to_numpy(dtype=str) if "track_artist" in frame else None
-    ids = tid[first].tolist()
-    song = dict(zip(ids, song_keys(names, artists).tolist(), strict=True)) if names is not None and artists is not None else {}
+    names = frame.loc[first, "track_name"].to_numpy(dtype=str)
+    artists = frame.loc[first, "track_artist"].to_numpy(dtype=str)
+    song = dict(zip(tid[first].tolist(), song_keys(names, artists).tolist(), strict=True))
     playlists_of: dict[str, list[str]] = {}
     for p, ts in members.items():
         for t in ts:
@@ -157,7 +156,7 @@ def _similar_queries(
     similar: dict[str, list[str]] = {}
     for q in candidates:
         related = dict.fromkeys(t for p in playlists_of[q] for t in members[p])
-        rel = [t for t in related if t != q and (not song or song[t] != song[q])]
+        rel = [t for t in related if t != q and song[t] != song[q]]
         if rel:
             similar[q] = rel
     return similar
@@ -170,9 +169,9 @@ def _write_tests(
     similar: dict[str, list[str]],
 ) -> None:
     """The held-out parts as small CSVs beside train.csv, for inspection and for other tools."""
-    pd.DataFrame(
-        [(p, t) for p, ts in continuation.items() for t in ts], columns=["playlist_id", "track_id"]
-    ).to_csv(out / "continuation.csv", index=False)
+    pd.DataFrame([(p, t) for p, ts in continuation.items() for t in ts], columns=["playlist_id", "track_id"]).to_csv(
+        out / "continuation.csv", index=False
+    )
     pd.DataFrame(
         [(p, t, "seed") for p, (s, _) in new_playlists.items() for t in s]
         + [(p, t, "target") for p, (_, ts) in new_playlists.items() for t in ts],

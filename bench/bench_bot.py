@@ -1,0 +1,253 @@
+"""Reply latency of the bot under load, idle and while a retrain runs; prints (and optionally writes) markdown.
+
+The bot runs as in production (`python -m bot`, its own process, real polling) against bot.localapi's fake
+Telegram in this process. 50 users each send /recommend 10 times with a think time between; latency is from the
+update being queued at the fake server to the bot's answer arriving there.
+
+    python bench/bench_bot.py [--users 50] [--per-user 10] [--out bench/results_bot.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pandas as pd  # noqa: E402
+
+import recsys.demo  # noqa: E402
+from bot.localapi import BotCall, LocalBotAPI  # noqa: E402
+
+TOKEN = "777000:bench-token-not-secret"
+ADMIN = 1
+FIRST_USER = 10_000
+
+
+@dataclass
+class Sample:
+    """One /recommend and its answer."""
+
+    user_id: int
+    latency_ms: float
+    kind: str  # "answer", "choice" or "other"
+    during_retrain: bool
+
+
+@dataclass
+class RetrainWindows:
+    """When retrains were running, from the admin's started/done messages."""
+
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    open_since: float | None = None
+
+    def active(self, at: float) -> bool:
+        if self.open_since is not None and at >= self.open_since:
+            return True
+        return any(start <= at <= end for start, end in self.spans)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+async def user_session(
+    api: LocalBotAPI,
+    user_id: int,
+    titles: list[str],
+    rng: random.Random,
+    think: tuple[float, float],
+    windows: RetrainWindows,
+    samples: list[Sample],
+) -> None:
+    """One user: send, wait for the answer, think, repeat."""
+    await asyncio.sleep(rng.uniform(0, think[1]))  # users do not all start at once
+    for title in titles:
+        since = api.mark()
+        update_id = await api.send_text(user_id, f"/recommend {title}")
+        call: BotCall = await api.wait_reply(user_id, since=since, timeout=60)
+        sent_at = api.update_sent_at[update_id]
+        kind = "answer" if call.text.startswith("🎧") else "choice" if call.text.startswith("🔎") else "other"
+        samples.append(Sample(user_id, (call.at - sent_at) * 1000, kind, windows.active(sent_at)))
+        await asyncio.sleep(rng.uniform(*think))
+
+
+async def run_phase(
+    api: LocalBotAPI,
+    users: int,
+    per_user: int,
+    catalogue: list[str],
+    think: tuple[float, float],
+    windows: RetrainWindows,
+    seed: int,
+) -> list[Sample]:
+    """All users at once; returns every sample."""
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+    await asyncio.gather(
+        *(
+            user_session(
+                api,
+                FIRST_USER + u,
+                rng.sample(catalogue, per_user),
+                random.Random(seed * 1000 + u),
+                think,
+                windows,
+                samples,
+            )
+            for u in range(users)
+        )
+    )
+    return samples
+
+
+async def keep_retraining(api: LocalBotAPI, windows: RetrainWindows, stop: asyncio.Event) -> int:
+    """The admin sends /retrain back to back until told to stop; returns how many retrains completed."""
+    done = 0
+    while not stop.is_set():
+        since = api.mark()
+        await api.send_text(ADMIN, "/retrain")
+        started = await api.wait_reply(ADMIN, since=since, timeout=30)
+        if not started.text.startswith("🔁"):
+            await asyncio.sleep(0.5)
+            continue
+        windows.open_since = started.at
+        finished = await api.wait_for(
+            lambda c: c.chat_id == ADMIN and c.ok and c.text[:1] in ("✅", "❌"), since=since, timeout=600
+        )
+        windows.spans.append((started.at, finished.at))
+        windows.open_since = None
+        done += finished.text.startswith("✅")
+    return done
+
+
+def summarise(name: str, samples: list[Sample]) -> str:
+    lat = [s.latency_ms for s in samples]
+    kinds = {k: sum(s.kind == k for s in samples) for k in ("answer", "choice", "other")}
+    return (
+        f"| {name} | {len(lat)} | {percentile(lat, 50):.1f} | {percentile(lat, 90):.1f} | {percentile(lat, 99):.1f} "
+        f"| {max(lat):.1f} | {statistics.fmean(lat):.1f} | {kinds['answer']}/{kinds['choice']}/{kinds['other']} |"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> str:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-bot-"))
+    data = Path(args.data) if args.data else recsys.demo.write_demo_csv(workdir / "songs.csv", seed=0)
+    tracks = pd.read_csv(data, dtype=str, keep_default_na=False).drop_duplicates("track_id")
+    # Half the queries name the artist too ("Title - Artist": a direct answer), half only the title (often
+    # shared by several artists: a "which one?" question).
+    rng = random.Random(0)
+    if args.model:
+        shutil.copytree(args.model, workdir / "model")
+    catalogue = sorted(
+        f"{name} - {artist}" if rng.random() < 0.5 else name
+        for name, artist in zip(tracks["track_name"], tracks["track_artist"], strict=True)
+    )
+    async with LocalBotAPI(TOKEN) as api:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")},
+            "MUSICREC_BOT_TOKEN": TOKEN,
+            "MUSICREC_BOT_API_BASE_URL": api.base_url,
+            "MUSICREC_ADMIN_IDS": str(ADMIN),
+            "MUSICREC_DATA": str(data),
+            "MUSICREC_MODEL_DIR": str(workdir / "model"),
+            # The benchmark measures serving, not the per-user limiter (each user sends faster than a person).
+            "MUSICREC_USER_BURST": "100",
+            "MUSICREC_USER_REQUESTS_PER_MINUTE": "600",
+            "MUSICREC_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        log_path = workdir / "bot.log"
+        with open(log_path, "w") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot"], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+            try:
+                t0 = time.perf_counter()
+                await api.wait_for(lambda c: c.method == "setMyCommands", timeout=600)
+                startup_s = time.perf_counter() - t0
+                print(f"bot up in {startup_s:.1f} s (includes training the first model)", file=sys.stderr)
+                windows = RetrainWindows()
+                await run_phase(api, 5, 3, catalogue, (0.0, 0.1), windows, seed=99)  # warm-up, not reported
+
+                think = (args.think_min, args.think_max)
+                idle = await run_phase(api, args.users, args.per_user, catalogue, think, windows, seed=1)
+                print("idle phase done", file=sys.stderr)
+
+                stop = asyncio.Event()
+                retrainer = asyncio.create_task(keep_retraining(api, windows, stop))
+                await api.wait_for(lambda c: c.chat_id == ADMIN and c.text.startswith("🔁"), timeout=60)
+                busy = await run_phase(api, args.users, args.per_user, catalogue, think, windows, seed=2)
+                stop.set()
+                retrains = await retrainer
+                print("retrain phase done", file=sys.stderr)
+            finally:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=20)
+                if process.poll() is None:
+                    process.kill()
+        token_leaked = TOKEN in log_path.read_text()
+    during = [s for s in busy if s.during_retrain]
+    total_rate = args.users / max(1e-9, (args.think_min + args.think_max) / 2)  # users / mean think time
+    lines = [
+        "## Bot reply latency (bench/bench_bot.py)",
+        "",
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}",
+        f"- catalogue: {data.name}, {len(tracks):,} tracks; bot as `python -m bot` in its own process, polling "
+        "bot.localapi's fake Telegram over HTTP on 127.0.0.1",
+        f"- load: {args.users} users x {args.per_user} `/recommend <song>` each (random catalogue songs, half as "
+        f'"title - artist", half title only, so some answers are "which one?" buttons), think time '
+        f"{args.think_min}-{args.think_max} s, ~{total_rate:.0f} updates/s offered",
+        "- latency: update queued at the fake server -> the bot's reply arriving there (includes long-poll "
+        "pickup, fuzzy search, ranking, formatting, outgoing flood control)",
+        f"- during retrain: admin `/retrain` back to back ({retrains} completed) in the child process; "
+        f"{len(during)} of {len(busy)} requests were sent while one ran",
+        "",
+        "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other |",
+        "|---|---|---|---|---|---|---|---|",
+        summarise("idle", idle),
+        summarise("during retrain", during or busy),
+        "",
+        f"Targets: p99 <= 150 ms idle ({'met' if percentile([s.latency_ms for s in idle], 99) <= 150 else 'MISSED'}), "
+        f"<= 300 ms during a retrain "
+        f"({'met' if percentile([s.latency_ms for s in during or busy], 99) <= 300 else 'MISSED'}). "
+        f"Token in the bot's log: {'YES (bug)' if token_leaked else 'no'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--per-user", type=int, default=10)
+    parser.add_argument("--think-min", type=float, default=1.5, help="seconds a user waits after an answer (min)")
+    parser.add_argument("--think-max", type=float, default=4.5, help="seconds a user waits after an answer (max)")
+    parser.add_argument("--data", help="CSV to serve (default: the synthetic demo catalogue)")
+    parser.add_argument("--model", help="a saved snapshot of --data to start from (skips training the first model)")
+    parser.add_argument("--out", help="also write the markdown here")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    print(report)
+    if args.out:
+        Path(args.out).write_text(report)
+
+
+if __name__ == "__main__":
+    main()

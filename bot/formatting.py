@@ -1,0 +1,310 @@
+"""Every text and keyboard the bot sends: HTML-escaped, within 4096 characters, callback data under 64 bytes."""
+
+from __future__ import annotations
+
+import datetime as dtm
+import html
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
+
+import recsys
+
+MAX_MESSAGE_LENGTH = 4096
+MAX_CALLBACK_BYTES = 64
+MAX_QUERY_LENGTH = 200  # longer than any real "title - artist"; more is a paste, not a song name
+PAGE_SIZE = 10
+MAX_PAGES = 5  # "more like this" stops after 50 songs: deeper ranks are noise
+
+COMMANDS: tuple[BotCommand, ...] = (
+    BotCommand("recommend", "Songs like the one you name"),
+    BotCommand("help", "How to use this bot"),
+    BotCommand("start", "Say hello"),
+    BotCommand("status", "Model status (admins)"),
+    BotCommand("retrain", "Retrain the model now (admins)"),
+)
+
+
+def esc(text: object) -> str:
+    """Escape for Telegram's HTML parse mode."""
+    return html.escape(str(text), quote=True)
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten to at most `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
+
+
+# ----- callback data: short, self-contained, so buttons survive a restart -----
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A candidate chosen from the "which one?" buttons."""
+
+    track_id: str
+
+
+@dataclass(frozen=True)
+class More:
+    """The next page of songs like `track_id`."""
+
+    track_id: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class NoneOfThese:
+    """None of the candidates was the song."""
+
+
+@dataclass(frozen=True)
+class AdminRetrain:
+    """The "retrain now" button under /status."""
+
+
+Action = Pick | More | NoneOfThese | AdminRetrain
+
+
+def encode(action: Action) -> str:
+    """Callback data for an action; raises ValueError if Telegram would reject it (over 64 bytes)."""
+    match action:
+        case Pick(track_id):
+            data = f"p:{track_id}"
+        case More(track_id, offset):
+            data = f"m:{track_id}:{offset}"
+        case NoneOfThese():
+            data = "n"
+        case AdminRetrain():
+            data = "a:retrain"
+    if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data for {action!r} is {len(data.encode())} bytes; Telegram allows 64")
+    return data
+
+
+def decode(data: str | None) -> Action | None:
+    """The action a button carries, or None for data this version does not understand (an expired button)."""
+    if not data:
+        return None
+    kind, _, rest = data.partition(":")
+    if kind == "p" and rest:
+        return Pick(rest)
+    if kind == "m" and rest:
+        track_id, _, offset = rest.rpartition(":")
+        if track_id and offset.isdigit():
+            return More(track_id, int(offset))
+        return None
+    if data == "n":
+        return NoneOfThese()
+    if data == "a:retrain":
+        return AdminRetrain()
+    return None
+
+
+def _button(text: str, action: Action) -> InlineKeyboardButton | None:
+    try:
+        return InlineKeyboardButton(clip(text, 60), callback_data=encode(action))
+    except ValueError:
+        return None  # an id too long for a button: show the song without one
+
+
+# ----- the answer -----
+
+
+def _track_title(track: recsys.Track, name_limit: int) -> str:
+    return f'<a href="{esc(track.url)}">{esc(clip(track.name, name_limit))}</a> — {esc(clip(track.artist, name_limit))}'
+
+
+def _details(track: recsys.Track, name_limit: int) -> str:
+    parts = [clip(track.album, name_limit)] if track.album else []
+    if track.year:
+        parts.append(str(track.year))
+    return f" ({esc(', '.join(parts))})" if parts else ""
+
+
+def answer_text(seed: recsys.Track, tracks: Sequence[recsys.Track], *, offset: int = 0) -> str:
+    """The numbered list of songs like `seed`; shortens names until it fits Telegram's limit."""
+    for name_limit, with_reasons in ((80, True), (48, True), (32, True), (24, False), (12, False)):
+        head = "More songs like" if offset else "Songs like"
+        lines = [f"🎧 <b>{head}</b> {_track_title(seed, name_limit)}{_details(seed, name_limit)}", ""]
+        for rank, track in enumerate(tracks, start=offset + 1):
+            line = f"{rank}. {_track_title(track, name_limit)}{_details(track, name_limit)}"
+            if with_reasons and track.reason:
+                line += f"\n    <i>{esc(clip(track.reason, 60))}</i>"
+            lines.append(line)
+        if not tracks:
+            lines.append("That is all I have for this one.")
+        text = "\n".join(lines)
+        if len(text) <= MAX_MESSAGE_LENGTH:
+            return text
+    return clip(text, MAX_MESSAGE_LENGTH)  # pragma: no cover - 11 lines of 12-character names always fit
+
+
+def answer_keyboard(seed_id: str, next_offset: int, has_more: bool) -> InlineKeyboardMarkup | None:
+    """The "more like this" button, while there is a next page."""
+    if not has_more or next_offset >= PAGE_SIZE * MAX_PAGES:
+        return None
+    button = _button("More like this ▸", More(seed_id, next_offset))
+    return InlineKeyboardMarkup([[button]]) if button else None
+
+
+def choices_text(query: str, count: int = 2) -> str:
+    """The question above the candidate buttons."""
+    if count == 1:
+        return f"🔎 Did you mean this song for <b>{esc(clip(query, 60))}</b>?"
+    return f"🔎 I found several songs for <b>{esc(clip(query, 60))}</b>. Which one do you mean?"
+
+
+def choices_keyboard(hits: Iterable[recsys.SearchHit]) -> InlineKeyboardMarkup:
+    """One button per candidate ("Title — Artist") and a "none of these" button."""
+    rows = [[b] for h in hits if (b := _button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
+    none = _button("None of these", NoneOfThese())
+    assert none is not None
+    rows.append([none])
+    return InlineKeyboardMarkup(rows)
+
+
+def no_match_text(query: str, closest: Sequence[recsys.SearchHit]) -> str:
+    """No song matched; offer the closest names."""
+    text = f"😕 I could not find <b>{esc(clip(query, 60))}</b> in my catalogue."
+    if closest:
+        names = "\n".join(f"• {esc(clip(h.track.name, 60))} — {esc(clip(h.track.artist, 40))}" for h in closest)
+        text += f"\n\nThe closest names I know:\n{names}\n\nTap one below, or try another spelling."
+    else:
+        text += "\n\nTry the song title, optionally followed by the artist."
+    return text
+
+
+def no_match_keyboard(closest: Sequence[recsys.SearchHit]) -> InlineKeyboardMarkup | None:
+    """Buttons for the closest names, so a near miss is one tap away."""
+    rows = [[b] for h in closest if (b := _button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+USAGE = (
+    "Tell me a song and I will find ten more like it.\n\n"
+    "<b>Examples</b>\n"
+    "<code>/recommend Blinding Lights</code>\n"
+    "<code>/recommend Shape of You - Ed Sheeran</code>\n"
+    "or just send the song name as a message."
+)
+
+
+def start_text(first_name: str | None) -> str:
+    """The greeting."""
+    who = f", {esc(clip(first_name, 40))}" if first_name else ""
+    return f"👋 Hi{who}! I recommend music from a graph of thousands of playlists.\n\n{USAGE}"
+
+
+def help_text(is_admin: bool) -> str:
+    """The command list (admins see their commands too)."""
+    text = (
+        f"{USAGE}\n\n<b>Commands</b>\n/recommend &lt;song&gt; — ten songs like it, with Spotify links\n"
+        "/help — this message"
+    )
+    if is_admin:
+        text += "\n/status — model version, metrics and schedule\n/retrain — train a new model now"
+    return text
+
+
+TOO_LONG = (
+    f"That is longer than any song title I know (over {MAX_QUERY_LENGTH} characters). "
+    "Please send just the title, optionally with the artist."
+)
+NO_LETTERS = "I need a few letters or digits of the song title to search for. Try <code>/recommend Yellow</code>."
+NONE_OF_THESE = "OK. Try the title together with the artist, e.g. <code>/recommend Yellow - Coldplay</code>."
+EXPIRED = "⌛ This button has expired (the catalogue changed since). Send /recommend with the song again."
+NOT_ADMIN = "Sorry, only the bot's admins can do that."
+RATE_LIMITED = "🐢 You are going a bit fast. Please wait a few seconds and try again."
+STARTING = "I am still loading the model; please try again in a moment."
+APOLOGY = "😵 Sorry, something went wrong on my side. The admins have been told; please try again."
+
+
+def friendly_error(exc: BaseException) -> str:
+    """The one mapping from recsys errors to what a user reads."""
+    if isinstance(exc, recsys.UnknownTrackError):
+        return EXPIRED
+    if isinstance(exc, recsys.SnapshotError):
+        return STARTING
+    return APOLOGY
+
+
+# ----- admin texts -----
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4f}"
+
+
+def _metrics(metrics: Mapping[str, float]) -> str:
+    if not metrics:
+        return "none"
+    return ", ".join(f"{k} {_number(v)}" for k, v in sorted(metrics.items()))
+
+
+def model_lines(info: recsys.SnapshotInfo) -> str:
+    """Version, training and catalogue facts of a snapshot."""
+    return (
+        f"<b>Model</b> <code>{esc(info.version)}</code> ({esc(info.model_kind)})\n"
+        f"Trained {esc(info.created_at)} in {info.train_seconds:.1f} s\n"
+        f"Data <code>{esc(info.data_fingerprint[:12])}</code>: {info.num_tracks:,} tracks, "
+        f"{info.num_playlists:,} playlists\n"
+        f"Metrics: {esc(_metrics(info.metrics))}"
+    )
+
+
+def status_text(
+    info: recsys.SnapshotInfo | None,
+    *,
+    schedule: str,
+    next_run: dtm.datetime | None,
+    uptime_s: float,
+    counts: Mapping[str, int],
+    retraining: bool,
+    last_retrain: str | None,
+) -> str:
+    """The /status report."""
+    hours, rest = divmod(int(uptime_s), 3600)
+    lines = [model_lines(info) if info else "<b>Model</b> not loaded yet"]
+    when = next_run.astimezone(dtm.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if next_run else "—"
+    lines.append(f"Retraining: {esc(schedule)}; next {when}{' (running now)' if retraining else ''}")
+    if last_retrain:
+        lines.append(f"Last retrain: {esc(last_retrain)}")
+    lines.append(f"Uptime {hours}h {rest // 60:02d}m {rest % 60:02d}s")
+    lines.append("Requests: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "Requests: 0")
+    return "\n".join(lines)
+
+
+def status_keyboard() -> InlineKeyboardMarkup:
+    """The admin's "retrain now" button."""
+    button = _button("🔁 Retrain now", AdminRetrain())
+    assert button is not None
+    return InlineKeyboardMarkup([[button]])
+
+
+RETRAIN_STARTED = "🔁 Retraining started. I keep answering with the current model and report back when done."
+RETRAIN_BUSY = "⏳ A retrain is already running; I will report when it finishes."
+
+
+def retrain_done_text(info: recsys.SnapshotInfo, previous: str | None, seconds: float) -> str:
+    """A successful retrain, with the new model's metrics."""
+    return f"✅ Retrain done in {seconds:.0f} s; now serving the new model (was <code>{esc(previous)}</code>).\n" + (
+        model_lines(info)
+    )
+
+
+def retrain_failed_text(error: str | None, serving: str | None) -> str:
+    """A failed retrain: why, and what still serves."""
+    return (
+        f"❌ Retrain failed: {esc(clip(error or 'unknown error', 1500))}\n"
+        f"Still serving the last good model <code>{esc(serving)}</code>."
+    )
+
+
+def retrain_unchanged_text(serving: str | None) -> str:
+    """A scheduled retrain with nothing to do."""
+    return f"The data has not changed; still serving <code>{esc(serving)}</code>."

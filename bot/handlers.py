@@ -1,0 +1,369 @@
+"""Flat async handlers: each reads the shared BotState, asks the MusicService, and replies via bot.formatting."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+
+from telegram import CallbackQuery, Message, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
+
+import recsys
+from bot import formatting as fmt
+from bot.service import MusicService, RetrainBusyError, RetrainOutcome
+from bot.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+RETRAIN_JOB = "scheduled-retrain"
+TYPING_DELAY_S = 1.0  # answers faster than this need no "typing…" indicator
+
+
+class UserRateLimiter:
+    """A token bucket per user: `burst` requests at once, refilled at `per_minute`."""
+
+    def __init__(self, burst: int, per_minute: float) -> None:
+        self.burst = burst
+        self.rate = per_minute / 60.0
+        self._buckets: dict[int, tuple[float, float]] = {}  # user_id -> (tokens, last refill time)
+        self._warned: set[int] = set()
+
+    def allow(self, user_id: int, now: float | None = None) -> bool:
+        """Take one token if the user has one."""
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(user_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[user_id] = (tokens - 1.0, now)
+            self._warned.discard(user_id)
+            return True
+        self._buckets[user_id] = (tokens, now)
+        return False
+
+    def first_refusal(self, user_id: int) -> bool:
+        """True once per streak of refusals, so the polite reply is not itself spam."""
+        if user_id in self._warned:
+            return False
+        self._warned.add(user_id)
+        return True
+
+
+@dataclass
+class BotState:
+    """What every handler shares; lives in application.bot_data["state"]."""
+
+    settings: BotSettings
+    service: MusicService
+    limiter: UserRateLimiter
+    started_at: float = field(default_factory=time.monotonic)
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
+    """The shared state of the running application."""
+    return cast(BotState, context.application.bot_data["state"])
+
+
+# ----- helpers -----
+
+
+@contextlib.asynccontextmanager
+async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" only when an answer takes long enough for the user to notice."""
+
+    async def later() -> None:
+        await asyncio.sleep(TYPING_DELAY_S)
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_chat_action(chat_id, "typing")
+
+    task = asyncio.create_task(later())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _edit(query: CallbackQuery, text: str, markup: fmt.InlineKeyboardMarkup | None = None) -> None:
+    """Edit the message under a button; a second tap producing the same text is not an error."""
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+async def _require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Refuse (politely, and logged) anyone who is not an admin."""
+    user = update.effective_user
+    if state_of(context).settings.is_admin(user.id if user else None):
+        return True
+    command = update.effective_message.text if update.effective_message else "a button"
+    log.warning("refused admin action %r from user %s", command, user.id if user else None)
+    state_of(context).counts["refused_admin"] += 1
+    if update.callback_query is None and update.effective_message is not None:
+        await update.effective_message.reply_text(fmt.NOT_ADMIN)
+    return False
+
+
+async def _notify_admins(application: Application, text: str, *, also: int | None = None) -> None:
+    """Send to every admin (and `also`, the requester) once each; an unreachable admin is only logged."""
+    state = cast(BotState, application.bot_data["state"])
+    for chat_id in sorted(set(state.settings.admin_ids) | ({also} if also is not None else set())):
+        try:
+            await application.bot.send_message(chat_id, text)
+        except TelegramError as exc:
+            log.warning("could not notify admin %s: %s", chat_id, exc)
+
+
+def _query_text(message: Message) -> str:
+    """The song part of "/recommend <song>" or of a plain message, spacing kept."""
+    text = message.text or ""
+    if text.startswith("/"):
+        return text.partition(" ")[2] if " " in text else text.partition("\n")[2]
+    return text
+
+
+async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The whole /recommend flow for one piece of text."""
+    state = state_of(context)
+    query = query.strip()
+    if not query:
+        await message.reply_text(fmt.USAGE)
+        return
+    if len(query) > fmt.MAX_QUERY_LENGTH:
+        await message.reply_text(fmt.TOO_LONG)
+        return
+    if not any(ch.isalnum() for ch in query):
+        await message.reply_text(fmt.NO_LETTERS)
+        return
+    async with _typing(context, message.chat_id):
+        resolution = await state.service.resolve(query)
+        if resolution.kind == "match":
+            seed = resolution.hits[0].track
+            tracks = await state.service.recommend(seed.track_id, k=fmt.PAGE_SIZE + 1)
+    state.counts[f"search_{resolution.kind}"] += 1
+    if resolution.kind == "match":
+        await message.reply_text(
+            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE]),
+            reply_markup=fmt.answer_keyboard(seed.track_id, fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
+        )
+    elif resolution.kind == "ambiguous":
+        await message.reply_text(
+            fmt.choices_text(query, len(resolution.hits)), reply_markup=fmt.choices_keyboard(resolution.hits)
+        )
+    else:
+        await message.reply_text(
+            fmt.no_match_text(query, resolution.hits), reply_markup=fmt.no_match_keyboard(resolution.hits)
+        )
+
+
+async def _start_retrain(application: Application, chat_id: int) -> str:
+    """Start a background retrain reporting to `chat_id`; returns the text to answer with right away."""
+    service = cast(BotState, application.bot_data["state"]).service
+    try:
+        task = service.start_retrain(only_if_changed=False)
+    except RetrainBusyError:
+        return fmt.RETRAIN_BUSY
+    application.create_task(_report_retrain(application, task, chat_id), name="retrain-report")
+    return fmt.RETRAIN_STARTED
+
+
+async def _report_retrain(application: Application, task: asyncio.Task[RetrainOutcome], chat_id: int | None) -> None:
+    """Wait for a retrain and tell the requester and the admins how it went."""
+    outcome = await task
+    serving = outcome.info.version if outcome.info else None
+    if outcome.status == "swapped" and outcome.info is not None:
+        await _notify_admins(
+            application, fmt.retrain_done_text(outcome.info, outcome.previous_version, outcome.seconds), also=chat_id
+        )
+    elif outcome.status == "failed":
+        await _notify_admins(application, fmt.retrain_failed_text(outcome.error, serving), also=chat_id)
+    elif chat_id is not None:
+        await application.bot.send_message(chat_id, fmt.retrain_unchanged_text(serving))
+
+
+# ----- handlers -----
+
+
+async def rate_limit_gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Count searches and taps; stop a user who sends them too fast, with one polite reply."""
+    state = state_of(context)
+    user = update.effective_user
+    message = update.message
+    text = message.text if message is not None else None
+    # Searches are plain texts and /recommend (also as /recommend@botname in groups); other commands are free.
+    private = update.effective_chat is not None and update.effective_chat.type == "private"
+    is_search = (
+        text is not None
+        and text != ""
+        and ((private and not text.startswith("/")) or text.split(maxsplit=1)[0].split("@")[0] == "/recommend")
+    )
+    if user is None or not (is_search or update.callback_query is not None):
+        return
+    state.counts["buttons" if update.callback_query else "searches"] += 1
+    if state.limiter.allow(user.id):
+        return
+    state.counts["rate_limited"] += 1
+    log.info("rate limited user %s", user.id)
+    if update.callback_query is not None:
+        await update.callback_query.answer(fmt.RATE_LIMITED)
+    elif message is not None and state.limiter.first_refusal(user.id):
+        await message.reply_text(fmt.RATE_LIMITED)
+    raise ApplicationHandlerStop
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet the user and show how to ask for songs."""
+    if update.effective_message is None:
+        return
+    user = update.effective_user
+    await update.effective_message.reply_text(fmt.start_text(user.first_name if user else None))
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the commands (admins also see theirs)."""
+    if update.effective_message is None:
+        return
+    is_admin = state_of(context).settings.is_admin(update.effective_user.id if update.effective_user else None)
+    await update.effective_message.reply_text(fmt.help_text(is_admin))
+
+
+async def recommend(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer /recommend <song> with ten songs like it, or ask which song was meant."""
+    if update.message is None:
+        return
+    await _answer_song(update.message, _query_text(update.message), context)
+
+
+async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Treat a plain text message as /recommend <text>."""
+    if update.message is None:
+        return
+    await _answer_song(update.message, update.message.text or "", context)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Handle a tap: a candidate, "more like this", "none of these", or the admin's "retrain now"."""
+    query = update.callback_query
+    if query is None:
+        return
+    state = state_of(context)
+    action = fmt.decode(query.data)
+    if isinstance(action, fmt.AdminRetrain):
+        if not await _require_admin(update, context):
+            await query.answer(fmt.NOT_ADMIN, show_alert=True)
+            return
+        chat_id = query.message.chat.id if query.message else query.from_user.id
+        reply = await _start_retrain(context.application, chat_id)
+        await query.answer("Retraining…" if reply == fmt.RETRAIN_STARTED else "Already running")
+        await context.bot.send_message(chat_id, reply)
+        return
+    # Answer at once (Telegram shows a spinner until then), and exactly once.
+    await query.answer()
+    if action is None:
+        state.counts["expired_buttons"] += 1
+        await _edit(query, fmt.EXPIRED)
+    elif isinstance(action, fmt.NoneOfThese):
+        await _edit(query, fmt.NONE_OF_THESE)
+    elif isinstance(action, fmt.Pick):
+        try:
+            seed = await state.service.track(action.track_id)
+            tracks = await state.service.recommend(action.track_id, k=fmt.PAGE_SIZE + 1)
+        except recsys.UnknownTrackError:
+            state.counts["expired_buttons"] += 1
+            await _edit(query, fmt.EXPIRED)
+            return
+        await _edit(
+            query,
+            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE]),
+            fmt.answer_keyboard(seed.track_id, fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
+        )
+    elif isinstance(action, fmt.More):
+        chat_id = query.message.chat.id if query.message else query.from_user.id
+        try:
+            seed = await state.service.track(action.track_id)
+            tracks = await state.service.recommend(action.track_id, k=fmt.PAGE_SIZE + 1, offset=action.offset)
+        except recsys.UnknownTrackError:
+            state.counts["expired_buttons"] += 1
+            await context.bot.send_message(chat_id, fmt.EXPIRED)
+            return
+        # The page moves to a new message; the old button goes so a second tap cannot repeat it.
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
+        await context.bot.send_message(
+            chat_id,
+            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE], offset=action.offset),
+            reply_markup=fmt.answer_keyboard(seed.track_id, action.offset + fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
+        )
+
+
+async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins only: train a new model in the background and report start, then success or failure."""
+    if update.effective_message is None or not await _require_admin(update, context):
+        return
+    reply = await _start_retrain(context.application, update.effective_message.chat_id)
+    await update.effective_message.reply_text(reply)
+
+
+async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins only: model version, metrics, schedule, uptime and request counts."""
+    if update.effective_message is None or not await _require_admin(update, context):
+        return
+    state = state_of(context)
+    jobs = context.job_queue.get_jobs_by_name(RETRAIN_JOB) if context.job_queue else ()
+    last = state.service.last_outcome
+    last_text = None
+    if last is not None:
+        last_text = {"swapped": "succeeded", "unchanged": "skipped (data unchanged)"}.get(
+            last.status, f"failed: {last.error}"
+        )
+    await update.effective_message.reply_text(
+        fmt.status_text(
+            state.service.info if state.service.ready else None,
+            schedule=state.settings.schedule_text(),
+            next_run=jobs[0].next_t if jobs else None,
+            uptime_s=time.monotonic() - state.started_at,
+            counts=state.counts,
+            retraining=state.service.retraining,
+            last_retrain=last_text,
+        ),
+        reply_markup=fmt.status_keyboard(),
+    )
+
+
+async def scheduled_retrain(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The schedule's job: retrain only if the CSV changed; tell the admins about a new model or a failure."""
+    service = state_of(context).service
+    try:
+        task = service.start_retrain(only_if_changed=True)
+    except RetrainBusyError:
+        log.info("scheduled retrain skipped: a retrain is already running")
+        return
+    # Awaited here (not fire-and-forget) so the job's max_instances=1 really covers the whole run.
+    await _report_retrain(context.application, task, None)
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the traceback, tell the user in plain words and, for unexpected errors, the admins."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    expected = isinstance(error, recsys.RecsysError)
+    log.log(logging.WARNING if expected else logging.ERROR, "update %s failed: %s", update_id, error, exc_info=error)
+    if "state" in context.application.bot_data:
+        state_of(context).counts["errors"] += 1
+    if isinstance(update, Update) and update.effective_chat is not None and error is not None:
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(update.effective_chat.id, fmt.friendly_error(error))
+    # Only errors inside a handler: a network blip while polling would otherwise page the admins every time.
+    if not expected and isinstance(update, Update) and "state" in context.application.bot_data:
+        await _notify_admins(
+            context.application,
+            f"⚠️ Error in update {update_id}: <code>{fmt.esc(fmt.clip(f'{type(error).__name__}: {error}', 800))}</code>",
+        )

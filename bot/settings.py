@@ -1,0 +1,115 @@
+"""Bot settings from the environment and `.env`: every knob of the bot, validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
+
+
+class BotSettings(BaseSettings):
+    """Everything the bot reads from MUSICREC_* variables (or `.env`); the token is a secret and never printed."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MUSICREC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # `.env` is shared with the recsys CLI; its keys must not break the bot.
+        extra="ignore",
+        # `MUSICREC_RETRAIN_INTERVAL_MINUTES=` (as in .env.example) means "unset", not "invalid".
+        env_ignore_empty=True,
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # The BotFather token. Unset: `python -m bot` opens the terminal chat instead of connecting to Telegram.
+    bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MUSICREC_BOT_TOKEN", "TELEGRAM_BOT_TOKEN", "bot_token")
+    )
+    # Telegram user ids allowed to /retrain and see /status; comma separated. Empty: nobody is admin.
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # The playlist CSV the model is trained on (shared with the recsys CLI, hence MUSICREC_DATA).
+    data: Path = Path("data/spotify_songs.csv")
+    # Where the serving snapshot lives; a retrain saves here atomically and keeps the previous one.
+    model_dir: Path = Path("models/current")
+    # Scheduled retraining: an interval in minutes or a crontab line (not both). Neither: only /retrain.
+    retrain_interval_minutes: float | None = Field(default=None, gt=0)
+    retrain_cron: str | None = None
+    # A training run longer than this is killed and reported as failed; the real data takes ~1 minute.
+    retrain_timeout_minutes: float = Field(default=30.0, gt=0)
+    # A new model is swapped in only if each named metric is at least this value, e.g. {"recall@20": 0.05}.
+    retrain_min_metrics: dict[str, float] = Field(default_factory=dict)
+    # Bot API server; change it for a self-hosted Bot API server or the tests' fake server.
+    bot_api_base_url: str = DEFAULT_API_BASE_URL
+    # Webhook mode when set (the public HTTPS URL Telegram posts to); otherwise long polling.
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, gt=0, lt=65536)
+    webhook_secret: SecretStr | None = None
+    # Per-user limit on searches: a burst of this many, refilled at requests_per_minute.
+    user_burst: int = Field(default=5, ge=1)
+    user_requests_per_minute: float = Field(default=20.0, gt=0)
+    # Outgoing flood control: Telegram allows ~30 messages per second per bot; 429s are retried this many times.
+    global_messages_per_second: float = Field(default=30.0, gt=0)
+    flood_max_retries: int = Field(default=3, ge=0)
+    # Updates handled at once; queries run in threads so a slow one does not hold up the others.
+    concurrent_updates: int = Field(default=32, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        """Accept "1, 2,3" as well as a list."""
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError as exc:
+                raise ValueError(f"MUSICREC_ADMIN_IDS must be comma-separated numeric user ids, got {value!r}") from exc
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        """Reject a crontab line APScheduler cannot read at start-up, not at the first run."""
+        if value is None or not value.strip():
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"MUSICREC_RETRAIN_CRON must be a 5-field crontab line like '0 4 * * *': {exc}") from exc
+        return value.strip()
+
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        """An empty MUSICREC_BOT_TOKEN= line in `.env` means no token."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> BotSettings:
+        if self.retrain_interval_minutes is not None and self.retrain_cron is not None:
+            raise ValueError("set MUSICREC_RETRAIN_INTERVAL_MINUTES or MUSICREC_RETRAIN_CRON, not both")
+        return self
+
+    def is_admin(self, user_id: int | None) -> bool:
+        """Whether this Telegram user may run admin commands."""
+        return user_id is not None and user_id in self.admin_ids
+
+    def schedule_text(self) -> str:
+        """The retrain schedule in words, for /status."""
+        if self.retrain_interval_minutes is not None:
+            return f"every {self.retrain_interval_minutes:g} min"
+        if self.retrain_cron is not None:
+            return f"cron '{self.retrain_cron}'"
+        return "not scheduled"

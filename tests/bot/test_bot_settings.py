@@ -1,0 +1,65 @@
+"""Settings come from MUSICREC_* variables (and .env), are validated early, and never show the token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from bot.settings import BotSettings
+
+
+def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICREC_BOT_TOKEN", "1:secret")
+    monkeypatch.setenv("MUSICREC_ADMIN_IDS", "11, 22,33")
+    monkeypatch.setenv("MUSICREC_DATA", "/tmp/songs.csv")
+    monkeypatch.setenv("MUSICREC_RETRAIN_INTERVAL_MINUTES", "90")
+    monkeypatch.setenv("MUSICREC_RETRAIN_MIN_METRICS", '{"val_recall@20": 0.05}')
+    settings = BotSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.bot_token is not None and settings.bot_token.get_secret_value() == "1:secret"
+    assert settings.admin_ids == frozenset({11, 22, 33})
+    assert settings.data == Path("/tmp/songs.csv")
+    assert settings.retrain_min_metrics == {"val_recall@20": 0.05}
+    assert settings.schedule_text() == "every 90 min"
+    assert settings.is_admin(22) and not settings.is_admin(44) and not settings.is_admin(None)
+
+
+def test_telegram_bot_token_alias_and_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / ".env"
+    env.write_text("TELEGRAM_BOT_TOKEN=2:from-dotenv\nMUSICREC_RETRAIN_CRON=0 4 * * *\nOTHER_TOOL_SETTING=x\n")
+    settings = BotSettings(_env_file=env)  # type: ignore[call-arg]
+    assert settings.bot_token is not None and settings.bot_token.get_secret_value() == "2:from-dotenv"
+    assert settings.retrain_cron == "0 4 * * *"
+
+
+def test_the_token_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = BotSettings(_env_file=None, bot_token=SecretStr("3:very-secret"))  # type: ignore[call-arg]
+    assert "very-secret" not in repr(settings) and "very-secret" not in str(settings.model_dump())
+
+
+def test_empty_token_means_terminal_mode() -> None:
+    assert BotSettings(_env_file=None, bot_token="  ").bot_token is None  # type: ignore[call-arg,arg-type]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"retrain_interval_minutes": 5, "retrain_cron": "0 4 * * *"}, "not both"),
+        ({"retrain_cron": "every day"}, "crontab"),
+        ({"admin_ids": "12,abc"}, "numeric"),
+        ({"retrain_interval_minutes": 0}, "greater than 0"),
+    ],
+)
+def test_bad_values_fail_at_start_up_with_a_clear_message(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        BotSettings(_env_file=None, **values)  # type: ignore[arg-type,call-arg]
+
+
+def test_env_example_documents_every_setting_and_parses() -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    text = example.read_text()
+    for name in BotSettings.model_fields:
+        assert f"MUSICREC_{name.upper()}=" in text, f"MUSICREC_{name.upper()} is not in .env.example"
+    settings = BotSettings(_env_file=example)  # type: ignore[call-arg]
+    assert settings.bot_token is None and settings.retrain_interval_minutes is None

@@ -1,0 +1,59 @@
+"""The terminal chat runs the same handlers: buttons become numbers, piped stdin works, EOF ends it cleanly."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bot.settings import BotSettings
+from bot.terminal import chat, to_plain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _shared_title(csv: Path) -> str:
+    tracks = pd.read_csv(csv, dtype=str, keep_default_na=False).drop_duplicates("track_id")
+    counts = tracks.groupby("track_name")["track_artist"].nunique()
+    return str(counts[counts >= 3].index[0])
+
+
+def test_to_plain_keeps_links_and_decodes_entities() -> None:
+    text = '1. <a href="https://open.spotify.com/track/abc">Rock &amp; Roll</a> — <b>Band</b>\n<i>same artist</i>'
+    assert to_plain(text) == "1. Rock & Roll — Band  ↗ https://open.spotify.com/track/abc\nsame artist"
+
+
+async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(workdir: Path, demo_csv: Path) -> None:
+    title = _shared_title(demo_csv)
+    settings = BotSettings(_env_file=None, data=workdir / "songs.csv", model_dir=workdir / "model")  # type: ignore[call-arg]
+    stdin = io.StringIO(f"/recommend\n{title}\n1\n1\n")  # not a TTY; ends with EOF
+    out = io.StringIO()
+    assert await chat(settings, stdin=stdin, stdout=out) == 0
+    text = out.getvalue()
+    assert "Examples" in text
+    assert "[1] " in text and "None of these" in text and "(type a number to choose)" in text
+    assert "bot (edited): 🎧 Songs like" in text  # "1" tapped the first candidate
+    assert "bot: 🎧 More songs like" in text  # the second "1" was the answer's "More like this" button
+    assert text.rstrip().endswith("Bye!")
+
+
+def test_python_m_bot_without_token_is_the_terminal_chat(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_") and k != "TELEGRAM_BOT_TOKEN"}
+    env.update(
+        MUSICREC_DATA=str(workdir / "songs.csv"), MUSICREC_MODEL_DIR=str(workdir / "model"), PYTHONPATH=str(ROOT)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        input="/help\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/recommend" in result.stdout and "Bye!" in result.stdout
