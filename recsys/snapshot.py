@@ -25,6 +25,8 @@ FORMAT_VERSION = 1
 ARRAYS_FILE = "arrays.npz"
 META_FILE = "meta.json"
 # Audio features named in reasons ("close in energy and danceability"), by column of Snapshot.audio.
+# Softness of the maximum over seed tracks in seed_scores (the training loss's softmax temperature).
+SEED_TEMPERATURE = 0.1
 # How many rough-match candidates the precise fuzzy scorer ranks in search().
 SEARCH_CANDIDATES = 300
 REASON_FEATURES = ("danceability", "energy", "valence", "acousticness", "tempo")
@@ -245,9 +247,12 @@ class Snapshot:
         if not track_ids:
             raise InvalidQueryError("a new playlist needs at least one seed track_id; got none")
         seeds = np.array(sorted({self._idx(t) for t in track_ids}))
-        centroid = self.track_z[seeds].mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-        return self.track_z @ centroid
+        # A soft maximum over the seeds, not their centroid: a playlist mixes artists and moods, and the centroid
+        # of five tracks sits near none of them (Recall@20 of new playlists, inner validation split of the real
+        # data: centroid 0.052, this 0.074). The temperature is the training loss's.
+        sims = self.track_z[seeds] @ self.track_z.T  # [num_seeds, T], cosine in [-1, 1]
+        t = SEED_TEMPERATURE
+        return (1.0 + t * np.log(np.exp((sims - 1.0) / t).sum(axis=0) / len(seeds))).astype(np.float32)
 
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
         """The k songs most similar to the track, excluding it and other versions of the same song."""
