@@ -29,8 +29,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check recsys bot tests bench
 	$(BIN)/mypy
 
+# Benchmarks: core (training, load, query latency) and the bot's reply latency. BENCH_DATA defaults to the
+# real CSV when present, else the demo catalogue.
+BENCH_DATA ?= $(if $(wildcard data/spotify_songs.csv),data/spotify_songs.csv,data/demo_songs.csv)
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q -m bench -p no:cacheprovider -o addopts=""
+	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA)
+	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA)
 
 evaluate: $(STAMP)
 	$(BIN)/musicrec evaluate --report docs/quality.md

@@ -5,16 +5,23 @@ python bench/bench_core.py --data /path/to/spotify_songs.csv [--out docs/benchma
 
 from __future__ import annotations
 
-import argparse
-import platform
-import tempfile
-import time
-from pathlib import Path
+import os
 
-import numpy as np
-import torch
+# Serving as the bot serves (bot/__main__.py): single-threaded BLAS, which is faster for one query vector and
+# does not fight the event loop. Torch (training) keeps its default threads: OMP_NUM_THREADS is left alone.
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-import recsys
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import recsys  # noqa: E402
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
