@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 import recsys
 from recsys.demo import write_demo_csv
@@ -35,3 +37,12 @@ def real_csv() -> Path:
     if not path or not Path(path).is_file():
         pytest.skip("set MUSICREC_REAL_DATA to spotify_songs.csv to run real-data tests")
     return Path(path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Two OpenMP threads on a busy two-core machine make small graphs ~10x slower; one keeps tests fast."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import recsys
 from recsys.baselines import (
@@ -26,13 +24,7 @@ from recsys.evaluation.splits import Split
 BASELINES = [name for name in MODELS if name != "default"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # Two OpenMP threads on a busy two-core machine make small graphs ~10x slower; one thread keeps tests fast.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

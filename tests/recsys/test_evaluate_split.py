@@ -3,26 +3,17 @@ without their playlist's genre, the scaler fitted on the training catalogue, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import recsys
 from recsys.demo import DEMO_PATH
 from recsys.evaluation import Split, make_split, quick_validation, validation_split
 from recsys.graph import FeatureScaler, numeric_inputs
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # Two OpenMP threads on a busy two-core machine make small graphs ~10x slower; one thread keeps tests fast.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
