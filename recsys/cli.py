@@ -75,6 +75,10 @@ def _cmd_playlist(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    if args.action == "scale":
+        from recsys.scale import cmd_scale
+
+        return cmd_scale(args)
     if args.action == "download":
         from recsys.download import download
 
@@ -117,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-k", type=int, default=10, help="how many songs")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("data", help="get data: download the public CSV, or write the offline demo catalogue")
-    p.add_argument("action", choices=["download", "demo"])
+    p = sub.add_parser("data", help="get data: download the public CSV, write the demo or a synthetic catalogue")
+    p.add_argument("action", choices=["download", "demo", "scale"])
     p.add_argument("--out", help="where to write it")
+    from recsys.scale import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_cmd_data)
 
     try:

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process, utils
 
+from recsys import ann
 from recsys.errors import InvalidQueryError, SnapshotError, UnknownPlaylistError, UnknownTrackError
+from recsys.name_index import NameIndex, NameIndexConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,14 @@ def song_keys(names: np.ndarray, artists: np.ndarray) -> np.ndarray:
 class Snapshot:
     """A trained model, read-only. Build with recsys.train() or recsys.load(); query with the methods below."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], info: SnapshotInfo) -> None:
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        info: SnapshotInfo,
+        *,
+        ann_config: ann.AnnConfig | None = None,
+        name_index_config: NameIndexConfig | None = None,
+    ) -> None:
         self.info = info
         self.track_ids: np.ndarray = _ro(arrays["track_ids"])
         self.track_names: np.ndarray = _ro(arrays["track_names"])
@@ -118,6 +127,18 @@ class Snapshot:
         self._titles = [utils.default_process(n) for n in self.track_names.tolist()]
         self._artists_proc = [utils.default_process(a) for a in self.track_artists.tolist()]
         self._combined = [f"{t} {a}" for t, a in zip(self._titles, self._artists_proc, strict=True)]
+        name_index_config = name_index_config or NameIndexConfig()
+        self._name_index = (
+            NameIndex(self._titles, self._artists_proc, name_index_config)
+            if len(self._titles) >= name_index_config.min_items
+            else None
+        )
+        # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
+        self._ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
+        if self._ann is not None:
+            song_order = np.argsort(self._song, kind="stable")
+            self._song_ptr = np.searchsorted(self._song[song_order], np.arange(int(self._song.max()) + 2))
+            self._song_order = song_order
 
     def _check(self) -> None:
         t, p = len(self.track_ids), len(self.playlist_ids)
@@ -206,6 +227,40 @@ class Snapshot:
                 return out
             want = min(len(scores), want * 4)
 
+    def _top_ann(self, query: np.ndarray, k: int, exclude: np.ndarray) -> tuple[list[int], np.ndarray] | None:
+        """_top via the ANN index: candidates rescored exactly; None when too few survive the exclusions."""
+        assert self._ann is not None
+        if k <= 0:
+            return [], np.zeros(0, dtype=np.float32)
+        want = 4 * k + len(exclude) + 8
+        while want < len(self.track_z) // 4:
+            cand = self._ann.search(query, want)
+            picks, scores = self._best_of(cand, self.track_z[cand] @ query, k, exclude)
+            if len(picks) == k:
+                return picks, scores
+            want *= 4
+        return None
+
+    def _best_of(
+        self, cand: np.ndarray, scores: np.ndarray, k: int, exclude: np.ndarray
+    ) -> tuple[list[int], np.ndarray]:
+        """Like _top, but over candidate rows only: (up to k rows, their scores), one per song, best first."""
+        excluded = set(exclude.tolist())
+        seen = set(self._song[exclude].tolist())
+        out: list[int] = []
+        out_scores: list[float] = []
+        for j in np.argsort(-scores, kind="stable").tolist():
+            i = int(cand[j])
+            song = int(self._song[i])
+            if i in excluded or song in seen:
+                continue
+            seen.add(song)
+            out.append(i)
+            out_scores.append(float(scores[j]))
+            if len(out) == k:
+                break
+        return out, np.array(out_scores, dtype=np.float32)
+
     def _reasons(self, picks: list[int], seeds: np.ndarray) -> list[str | None]:
         """A short human reason per picked track for why it follows from the seed tracks."""
         seed_artists = set(self._artist[seeds].tolist())
@@ -229,9 +284,9 @@ class Snapshot:
             out.append(reason)
         return out
 
-    def _results(self, picks: list[int], scores: np.ndarray, seeds: np.ndarray) -> list[Track]:
+    def _results(self, picks: list[int], pick_scores: np.ndarray, seeds: np.ndarray) -> list[Track]:
         reasons = self._reasons(picks, seeds)
-        return [self._result(i, scores[i], r) for i, r in zip(picks, reasons, strict=True)]
+        return [self._result(i, s, r) for i, s, r in zip(picks, pick_scores.tolist(), reasons, strict=True)]
 
     def track_scores(self, track_id: str) -> np.ndarray:
         """Similarity of every catalogue track to one track. [num_tracks], aligned with track_ids."""
@@ -256,24 +311,37 @@ class Snapshot:
 
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
         """The k songs most similar to the track, excluding it and other versions of the same song."""
-        scores = self.track_scores(track_id)
         q = self._idx(track_id)
-        same_song = np.flatnonzero(self._song == self._song[q])
         seeds = np.array([q])
-        return self._results(self._top(scores, k, same_song), scores, seeds)
+        if self._ann is not None:
+            song = self._song[q]
+            same = np.sort(self._song_order[self._song_ptr[song] : self._song_ptr[song + 1]])
+            hit = self._top_ann(self.track_z[q], k, same)
+            if hit is not None:
+                return self._results(*hit, seeds)
+        scores = self.track_scores(track_id)
+        same_song = np.flatnonzero(self._song == self._song[q])
+        picks = self._top(scores, k, same_song)
+        return self._results(picks, scores[picks], seeds)
 
     def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
         """The k tracks that best continue a training playlist, excluding its own tracks."""
-        scores = self.playlist_scores(playlist_id)
         p = self._playlist_idx(playlist_id)
         own = self._pl_tracks[self._pl_ptr[p] : self._pl_ptr[p + 1]]
-        return self._results(self._top(scores, k, own), scores, own)
+        if self._ann is not None:
+            hit = self._top_ann(self.playlist_z[p], k, own)
+            if hit is not None:
+                return self._results(*hit, own)
+        scores = self.playlist_scores(playlist_id)
+        picks = self._top(scores, k, own)
+        return self._results(picks, scores[picks], own)
 
     def recommend_for_tracks(self, track_ids: Sequence[str], k: int = 10) -> list[Track]:
         """The k tracks that best continue a new playlist made of the given seed tracks (excluded)."""
         scores = self.seed_scores(track_ids)
         seeds = np.array(sorted({self._idx(t) for t in track_ids}))
-        return self._results(self._top(scores, k, seeds), scores, seeds)
+        picks = self._top(scores, k, seeds)
+        return self._results(picks, scores[picks], seeds)
 
     # ----- search -----
 
@@ -284,9 +352,16 @@ class Snapshot:
             return []
         # Two stages: a cheap SIMD ratio over every name picks candidates; WRatio (handles partial and reordered
         # words, ~20x slower) ranks only those. Keeps a query at ~10 ms for 28k tracks.
+        if self._name_index is not None:
+            rows = self._name_index.candidates(query, self.popularity)
+            if len(rows):
+                return self._search_rows(query, rows, limit)
         rough = np.zeros(len(self._titles), dtype=np.uint8)
+        # Only a large catalogue's query that shares no word with any name gets here with workers: a slow full scan.
+        workers = 1 if self._name_index is None else -1
         for choices in (self._titles, self._combined, self._artists_proc):
-            np.maximum(rough, process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.uint8)[0], out=rough)
+            scores = process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.uint8, workers=workers)[0]
+            np.maximum(rough, scores, out=rough)
         n_cand = min(len(rough), SEARCH_CANDIDATES)
         cand = np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]
         best = np.zeros(len(self._titles), dtype=np.float32)
@@ -302,6 +377,31 @@ class Snapshot:
         top = self._top(ranked, limit, np.array([], dtype=np.int64))
         return [SearchHit(self._result(i, float(best[i])), float(best[i])) for i in top if best[i] > 0]
 
+    def _search_rows(self, query: str, rows: np.ndarray, limit: int) -> list[SearchHit]:
+        """search()'s two stages restricted to pre-filtered rows, in O(len(rows)) rather than O(catalogue)."""
+        rough = np.zeros(len(rows), dtype=np.uint8)
+        for names in (self._titles, self._combined, self._artists_proc):
+            sub = [names[i] for i in rows.tolist()]
+            # One thread: thousands of names take well under a millisecond, less than starting worker threads.
+            np.maximum(rough, process.cdist([query], sub, scorer=fuzz.ratio, dtype=np.uint8)[0], out=rough)
+        n_cand = min(len(rows), SEARCH_CANDIDATES)
+        cand = rows[np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]]
+        best = np.array(
+            [
+                max(
+                    fuzz.WRatio(query, self._titles[i]),
+                    fuzz.WRatio(query, self._combined[i]),
+                    0.9 * fuzz.WRatio(query, self._artists_proc[i]),
+                )
+                for i in cand.tolist()
+            ],
+            dtype=np.float32,
+        )
+        ranked = best + np.nan_to_num(self.popularity[cand], nan=0.0) / 1000.0
+        picks, _ = self._best_of(cand, ranked, limit, np.array([], dtype=np.int64))
+        match = dict(zip(cand.tolist(), best.tolist(), strict=True))
+        return [SearchHit(self._result(i, match[i]), match[i]) for i in picks if match[i] > 0]
+
     # ----- persistence -----
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
@@ -311,8 +411,11 @@ class Snapshot:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             arrays_path = tmp / ARRAYS_FILE
+            arrays = dict(self._arrays)
+            if self._ann is not None and ann.INDEX_KEY not in arrays:
+                arrays[ann.INDEX_KEY] = self._ann.to_array()  # saved with the snapshot: no rebuild at load
             with open(arrays_path, "wb") as fh:
-                np.savez(fh, **self._arrays)  # type: ignore[arg-type]
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
                 fh.flush()
                 os.fsync(fh.fileno())
             meta = dataclasses.asdict(self.info)

@@ -1,0 +1,77 @@
+"""A token pre-filter for fuzzy name search at millions of names: only tracks sharing a (fuzzily) matching word
+with the query go on to rapidfuzz's scorers. Below NameIndexConfig.min_items search scans every name, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+
+@dataclass(frozen=True)
+class NameIndexConfig:
+    """When to pre-filter and how wide."""
+
+    # A full scan of 3 x 200k names costs ~50 ms here; smaller catalogues stay exact (and bit-identical).
+    min_items: int = 200_000
+    # A query word matches an index word at fuzz.ratio >= this: one typo in a 5-letter word scores 80.
+    word_cutoff: int = 75
+    # Most candidates handed to the scorers (~3 ms per 10k names); the best by matched words, then popularity.
+    max_candidates: int = 5_000
+
+
+class NameIndex:
+    """Inverted index word -> track rows over processed titles and artists."""
+
+    def __init__(self, titles: Sequence[str], artists: Sequence[str], config: NameIndexConfig | None = None) -> None:
+        self.config = config or NameIndexConfig()
+        vocab: dict[str, int] = {}
+        words: list[int] = []
+        rows: list[int] = []
+        for row, (title, artist) in enumerate(zip(titles, artists, strict=True)):
+            for word in set(f"{title} {artist}".split()):
+                words.append(vocab.setdefault(word, len(vocab)))
+                rows.append(row)
+        word_ids = np.asarray(words, dtype=np.int64)
+        order = np.argsort(word_ids, kind="stable")
+        self._rows = np.asarray(rows, dtype=np.int64)[order]  # postings, grouped by word
+        self._ptr = np.searchsorted(word_ids[order], np.arange(len(vocab) + 1))  # [V + 1]
+        self._vocab = list(vocab)
+        self._size = len(titles)
+
+    def candidates(self, query: str, popularity: np.ndarray) -> np.ndarray:
+        """Rows sharing the most matching words with the processed query (empty when no word matches)."""
+        q_words = list(dict.fromkeys(query.split()))[:8]
+        if not q_words or not self._vocab:
+            return np.zeros(0, dtype=np.int64)
+        # Worker threads cost ~0.5 ms to start: worth it (and GIL-free) only for a large vocabulary.
+        workers = -1 if len(self._vocab) > 100_000 else 1
+        sims = process.cdist(
+            q_words,
+            self._vocab,
+            scorer=fuzz.ratio,
+            dtype=np.uint8,
+            score_cutoff=self.config.word_cutoff,
+            workers=workers,
+        )  # [num_query_words, V]
+        # Per row, the sum over query words of the best similarity of one of its words: exact words beat typos.
+        hits = np.zeros(self._size, dtype=np.int32)
+        for row in sims:
+            matched = np.flatnonzero(row)
+            if not len(matched):
+                continue
+            word_best = np.zeros(self._size, dtype=np.uint8)
+            for w, score in zip(matched.tolist(), row[matched].tolist(), strict=True):
+                postings = self._rows[self._ptr[w] : self._ptr[w + 1]]
+                word_best[postings] = np.maximum(word_best[postings], score)
+            hits += word_best
+        cand = np.flatnonzero(hits)
+        if len(cand) <= self.config.max_candidates:
+            return cand
+        # Keep the rows matching the query words best; popularity (0..100) breaks ties among them.
+        rank = hits[cand].astype(np.float64) * 1000.0 + np.nan_to_num(popularity[cand], nan=0.0)
+        keep = np.argpartition(-rank, self.config.max_candidates - 1)[: self.config.max_candidates]
+        return np.sort(cand[keep])
