@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 
 # Serving as the bot serves (bot/__main__.py): single-threaded BLAS, which is faster for one query vector and
-# does not fight the event loop. Torch (training) keeps its default threads: OMP_NUM_THREADS is left alone.
-for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# does not fight the event loop. Torch (training) keeps its default threads (OMP/MKL variables left alone).
+for _var in ("OPENBLAS_NUM_THREADS",):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
