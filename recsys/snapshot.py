@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +82,15 @@ def _ro(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def fold(text: str) -> str:
+    """Lower case, punctuation to spaces, accents dropped: "Señorita" and "senorita" are the same word."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return utils.default_process("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
 def song_keys(names: np.ndarray, artists: np.ndarray) -> np.ndarray:
     """Group index per track: tracks with the same normalised (title, artist) are versions of one song."""
-    keys = [f"{utils.default_process(n)}\x1f{utils.default_process(a)}" for n, a in zip(names, artists, strict=True)]
+    keys = [f"{fold(n)}\x1f{fold(a)}" for n, a in zip(names, artists, strict=True)]
     return np.unique(np.array(keys, dtype=str), return_inverse=True)[1].astype(np.int64)
 
 
@@ -124,8 +131,8 @@ class Snapshot:
         order_t = np.argsort(self.edges[1], kind="stable")
         self._tr_ptr = np.searchsorted(self.edges[1][order_t], np.arange(len(self.track_ids) + 1))
         self._tr_playlists = self.edges[0][order_t]
-        self._titles = [utils.default_process(n) for n in self.track_names.tolist()]
-        self._artists_proc = [utils.default_process(a) for a in self.track_artists.tolist()]
+        self._titles = [fold(n) for n in self.track_names.tolist()]
+        self._artists_proc = [fold(a) for a in self.track_artists.tolist()]
         self._combined = [f"{t} {a}" for t, a in zip(self._titles, self._artists_proc, strict=True)]
         name_index_config = name_index_config or NameIndexConfig()
         self._name_index = (
@@ -347,10 +354,10 @@ class Snapshot:
 
     def search(self, text: str, limit: int = 5) -> list[SearchHit]:
         """Fuzzy search over title, artist and "title artist"; one hit per song, best match first."""
-        query = utils.default_process(text or "")[:200]
+        query = fold(text or "")[:200]
         if not query or limit <= 0:
             return []
-        # Two stages: a cheap SIMD ratio over every name picks candidates; WRatio (handles partial and reordered
+        # Two stages: a cheap SIMD ratio over every name picks candidates; name_score (handles partial and reordered
         # words, ~20x slower) ranks only those. Keeps a query at ~10 ms for 28k tracks.
         if self._name_index is not None:
             rows = self._name_index.candidates(query, self.popularity)
@@ -366,16 +373,21 @@ class Snapshot:
         cand = np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]
         best = np.zeros(len(self._titles), dtype=np.float32)
         for i in cand.tolist():
-            best[i] = max(
-                fuzz.WRatio(query, self._titles[i]),
-                fuzz.WRatio(query, self._combined[i]),
-                0.9 * fuzz.WRatio(query, self._artists_proc[i]),
-            )
+            best[i] = self._name_score(query, i)
         # Ties (an artist's many tracks, versions of a song) go to the more popular track.
         pop = np.nan_to_num(self.popularity, nan=0.0) / 1000.0
         ranked = best + pop
         top = self._top(ranked, limit, np.array([], dtype=np.int64))
         return [SearchHit(self._result(i, float(best[i])), float(best[i])) for i in top if best[i] > 0]
+
+    def _name_score(self, query: str, i: int) -> float:
+        """How well the query names track i: its title, "title artist", "artist title", or (less) its artist."""
+        return max(
+            name_score(query, self._titles[i]),
+            name_score(query, self._combined[i]),
+            name_score(query, f"{self._artists_proc[i]} {self._titles[i]}"),
+            0.9 * name_score(query, self._artists_proc[i]),
+        )
 
     def _search_rows(self, query: str, rows: np.ndarray, limit: int) -> list[SearchHit]:
         """search()'s two stages restricted to pre-filtered rows, in O(len(rows)) rather than O(catalogue)."""
@@ -386,17 +398,7 @@ class Snapshot:
             np.maximum(rough, process.cdist([query], sub, scorer=fuzz.ratio, dtype=np.uint8)[0], out=rough)
         n_cand = min(len(rows), SEARCH_CANDIDATES)
         cand = rows[np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]]
-        best = np.array(
-            [
-                max(
-                    fuzz.WRatio(query, self._titles[i]),
-                    fuzz.WRatio(query, self._combined[i]),
-                    0.9 * fuzz.WRatio(query, self._artists_proc[i]),
-                )
-                for i in cand.tolist()
-            ],
-            dtype=np.float32,
-        )
+        best = np.array([self._name_score(query, i) for i in cand.tolist()], dtype=np.float32)
         ranked = best + np.nan_to_num(self.popularity[cand], nan=0.0) / 1000.0
         picks, _ = self._best_of(cand, ranked, limit, np.array([], dtype=np.int64))
         match = dict(zip(cand.tolist(), best.tolist(), strict=True))
@@ -435,6 +437,30 @@ class Snapshot:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
+
+
+def name_score(query: str, name: str) -> float:
+    """rapidfuzz's WRatio without its token-set part (0..100), for processed strings.
+
+    WRatio's token-set ratio gives 95 to any name whose few distinct words all occur in the query, so "bad guy
+    billie" matched the title "Bad Bad Bad" (95) above "bad guy" by Billie Eilish (90). Whole-string ratio,
+    word-order-insensitive ratio and, for a query much longer or shorter than the name, the best partial
+    alignment remain, scaled as WRatio scales them.
+    """
+    if not query or not name:
+        return 0.0
+    score = max(fuzz.ratio(query, name), 0.95 * fuzz.token_sort_ratio(query, name))
+    length_ratio = max(len(query), len(name)) / min(len(query), len(name))
+    # Unlike WRatio, a query a little shorter than the name also gets the partial alignment: "dance monkey
+    # tones" lies whole inside "dance monkey tones and i".
+    if length_ratio >= 1.5 or len(name) > len(query):
+        score = max(score, (0.9 if length_ratio < 8 else 0.6) * fuzz.partial_ratio(query, name))
+    # A name that accounts for every word of the query beats one that matches only part of it: "bad guy billie"
+    # names Billie Eilish's song better than another artist's "Bad Guy".
+    words = query.split()
+    name_words = name.split()
+    covered = sum(any(fuzz.ratio(w, n) >= 80 for n in name_words) for w in words)
+    return float(score * (0.9 + 0.1 * covered / len(words)))
 
 
 def _sha256(path: Path) -> str:

@@ -155,3 +155,24 @@ def test_saved_arrays_need_no_pickle(tmp_path: Path, demo_snapshot: recsys.Snaps
     with np.load(target / ARRAYS_FILE, allow_pickle=False) as data:
         assert data["track_ids"].dtype.kind == "U"
         assert data["track_z"].dtype == np.float32
+
+
+def test_name_score_does_not_reward_a_title_made_of_query_words() -> None:
+    from recsys.snapshot import name_score
+
+    # rapidfuzz's WRatio scores "bad bad bad" 95 against this query (token-set subset); the intended song wins.
+    assert name_score("bad guy billie", "bad guy billie eilish") > name_score("bad guy billie", "bad bad bad") + 20
+    assert name_score("dance monkey tones", "dance monkey tones and i") > name_score(
+        "dance monkey tones", "dance monkey"
+    )
+    assert name_score("shape of you", "shape of you") == 100.0
+    assert name_score("", "anything") == 0.0
+
+
+def test_search_folds_accents_and_word_order(demo_snapshot: recsys.Snapshot, demo_catalog: Catalog) -> None:
+    from recsys.snapshot import fold
+
+    assert fold("Señorita!") == "senorita"
+    track = demo_snapshot.track(str(demo_catalog.track_ids[40]))
+    for query in (f"{track.artist} {track.name}", f"{track.name} {track.artist.split()[1]}"):
+        assert demo_snapshot.search(query, limit=1)[0].track.artist == track.artist, query
