@@ -372,21 +372,26 @@ class Snapshot:
         n_cand = min(len(rough), SEARCH_CANDIDATES)
         cand = np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]
         best = np.zeros(len(self._titles), dtype=np.float32)
-        for i in cand.tolist():
-            best[i] = self._name_score(query, i)
+        best[cand] = self._name_scores(query, cand)
         # Ties (an artist's many tracks, versions of a song) go to the more popular track.
         pop = np.nan_to_num(self.popularity, nan=0.0) / 1000.0
         ranked = best + pop
         top = self._top(ranked, limit, np.array([], dtype=np.int64))
         return [SearchHit(self._result(i, float(best[i])), float(best[i])) for i in top if best[i] > 0]
 
-    def _name_score(self, query: str, i: int) -> float:
-        """How well the query names track i: its title, "title artist", "artist title", or (less) its artist."""
-        return max(
-            name_score(query, self._titles[i]),
-            name_score(query, self._combined[i]),
-            name_score(query, f"{self._artists_proc[i]} {self._titles[i]}"),
-            0.9 * name_score(query, self._artists_proc[i]),
+    def _name_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """How well the query names each track: title, "title artist", "artist title", or (less) artist. [n]"""
+        idx = rows.tolist()
+        titles = [self._titles[i] for i in idx]
+        artists = [self._artists_proc[i] for i in idx]
+        return np.max(
+            [
+                name_scores(query, titles),
+                name_scores(query, [self._combined[i] for i in idx]),
+                name_scores(query, [f"{a} {t}" for a, t in zip(artists, titles, strict=True)]),
+                0.9 * name_scores(query, artists),
+            ],
+            axis=0,
         )
 
     def _search_rows(self, query: str, rows: np.ndarray, limit: int) -> list[SearchHit]:
@@ -398,7 +403,7 @@ class Snapshot:
             np.maximum(rough, process.cdist([query], sub, scorer=fuzz.ratio, dtype=np.uint8)[0], out=rough)
         n_cand = min(len(rows), SEARCH_CANDIDATES)
         cand = rows[np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]]
-        best = np.array([self._name_score(query, i) for i in cand.tolist()], dtype=np.float32)
+        best = self._name_scores(query, cand)
         ranked = best + np.nan_to_num(self.popularity[cand], nan=0.0) / 1000.0
         picks, _ = self._best_of(cand, ranked, limit, np.array([], dtype=np.int64))
         match = dict(zip(cand.tolist(), best.tolist(), strict=True))
@@ -439,28 +444,45 @@ class Snapshot:
         return target
 
 
-def name_score(query: str, name: str) -> float:
-    """rapidfuzz's WRatio without its token-set part (0..100), for processed strings.
+def name_scores(query: str, names: Sequence[str]) -> np.ndarray:
+    """rapidfuzz's WRatio without its token-set part (0..100) of a processed query against processed names. [n]
 
     WRatio's token-set ratio gives 95 to any name whose few distinct words all occur in the query, so "bad guy
     billie" matched the title "Bad Bad Bad" (95) above "bad guy" by Billie Eilish (90). Whole-string ratio,
     word-order-insensitive ratio and, for a query much longer or shorter than the name, the best partial
-    alignment remain, scaled as WRatio scales them.
+    alignment remain, scaled as WRatio scales them. Vectorised: one C loop per scorer over all names.
     """
-    if not query or not name:
-        return 0.0
-    score = max(fuzz.ratio(query, name), 0.95 * fuzz.token_sort_ratio(query, name))
-    length_ratio = max(len(query), len(name)) / min(len(query), len(name))
+    if not query or not names:
+        return np.zeros(len(names), dtype=np.float32)
+
+    def cdist(queries: list[str], scorer: Any) -> np.ndarray:
+        return process.cdist(queries, names, scorer=scorer, dtype=np.float32)
+
+    score = np.maximum(cdist([query], fuzz.ratio)[0], 0.95 * cdist([query], fuzz.token_sort_ratio)[0])
+    lengths = np.array([len(n) for n in names], dtype=np.float32)
+    length_ratio = np.maximum(lengths, len(query)) / np.maximum(np.minimum(lengths, len(query)), 1)
     # Unlike WRatio, a query a little shorter than the name also gets the partial alignment: "dance monkey
     # tones" lies whole inside "dance monkey tones and i".
-    if length_ratio >= 1.5 or len(name) > len(query):
-        score = max(score, (0.9 if length_ratio < 8 else 0.6) * fuzz.partial_ratio(query, name))
+    partial_ok = (length_ratio >= 1.5) | (lengths > len(query))
+    partial = np.where(length_ratio < 8, 0.9, 0.6) * cdist([query], fuzz.partial_ratio)[0]
+    score = np.where(partial_ok, np.maximum(score, partial), score)
     # A name that accounts for every word of the query beats one that matches only part of it: "bad guy billie"
     # names Billie Eilish's song better than another artist's "Bad Guy".
     words = query.split()
-    name_words = name.split()
-    covered = sum(any(fuzz.ratio(w, n) >= 80 for n in name_words) for w in words)
-    return float(score * (0.9 + 0.1 * covered / len(words)))
+    name_tokens = [set(n.split()) for n in names]
+    vocab = sorted(set().union(*name_tokens))
+    similar = process.cdist(words, vocab, scorer=fuzz.ratio, dtype=np.float32) >= 80 if vocab else None  # [W, V]
+    matches = [{vocab[v] for v in np.flatnonzero(row)} for row in similar] if similar is not None else []
+    covered = np.array([sum(not m.isdisjoint(toks) for m in matches) for toks in name_tokens], dtype=np.float32)
+    covered /= len(words)  # [n] share of query words found, each up to a typo, among the name's words
+    out: np.ndarray = (score * (0.9 + 0.1 * covered)).astype(np.float32)
+    out[lengths == 0] = 0.0
+    return out
+
+
+def name_score(query: str, name: str) -> float:
+    """name_scores for one name."""
+    return float(name_scores(query, [name])[0])
 
 
 def _sha256(path: Path) -> str:
