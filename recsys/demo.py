@@ -270,8 +270,3 @@ def write_demo_csv(path: str | os.PathLike[str], seed: int = 0) -> Path:
             writer.writerow(row)
     os.replace(tmp, out)
     return out
-
-
-def planted_subgenres(rows: list[dict[str, str]]) -> dict[str, str]:
-    """The planted answer: track_id -> subgenre it was generated for."""
-    return {r["track_id"]: r["playlist_subgenre"] for r in rows if r["playlist_subgenre"]}

@@ -170,9 +170,6 @@ class Snapshot:
         except KeyError:
             raise UnknownTrackError(track_id) from None
 
-    def has_track(self, track_id: str) -> bool:
-        return track_id in self._track_pos
-
     def _result(self, idx: int, score: float, reason: str | None = None) -> Track:
         year = self.years[idx]
         pop = self.popularity[idx]
