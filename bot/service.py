@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +234,13 @@ class MusicService:
         namesake = any(_song_key(h.track)[0] == _song_key(top.track)[0] for h in ranked[1:])
         if top.match >= self.match.clear_score and top.match - runner_up >= self.match.clear_margin and not namesake:
             return Resolution("match", (top,))
-        # "Title - Artist": fuzzy scores of namesakes stay close, but only one hit has both title and artist.
-        named = [h for h in ranked if h.match >= self.match.min_score and _names_both(query, h.track)]
-        if len(named) == 1:
-            return Resolution("match", (named[0],))
+        # "Title - Artist" (or "title artistword"): fuzzy scores of namesakes stay close, but one hit has the title
+        # and more of its artist's name in the query than any other.
+        named = {h: _artist_named(query, h.track) for h in ranked if h.match >= self.match.min_score}
+        best_named = max(named.values(), default=0.0)
+        leaders = [h for h, share in named.items() if share == best_named]
+        if best_named > 0 and len(leaders) == 1:
+            return Resolution("match", (leaders[0],))
         floor = max(self.match.min_score, top.match - self.match.choice_window)
         candidates = [h for h in ranked if h.match >= floor][: self.match.max_choices]
         return Resolution("ambiguous", tuple(candidates))
@@ -332,8 +336,9 @@ class MusicService:
 
 
 def _words(text: str) -> str:
-    """Lower-case words separated by single spaces, padded, for whole-word containment tests."""
-    return " " + " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split()) + " "
+    """Lower-case, accent-free words separated by single spaces, padded, for whole-word containment tests."""
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(ch))
+    return " " + " ".join(re.sub(r"[^\w]+", " ", plain).split()) + " "
 
 
 def _song_key(track: recsys.Track) -> tuple[str, str]:
@@ -342,10 +347,18 @@ def _song_key(track: recsys.Track) -> tuple[str, str]:
     return _words(base), _words(track.artist)
 
 
-def _names_both(query: str, track: recsys.Track) -> bool:
-    """Whether the query contains the track's whole title and whole artist name."""
+def _artist_named(query: str, track: recsys.Track) -> float:
+    """0 unless the query contains the track's whole title; then the share of its artist's words (those not in
+    the title) that the query contains: "bad guy billie" names Billie Eilish's "bad guy" (0.5), not Critic
+    City's (0)."""
     words = _words(query)
-    return _words(track.name) in words and _words(track.artist) in words
+    if _words(track.name) not in words:
+        return 0.0
+    title_words = set(_words(track.name).split())
+    artist_words = [w for w in _words(track.artist).split() if w not in title_words and len(w) > 1]
+    if not artist_words:
+        return 0.0
+    return sum(f" {w} " in words for w in artist_words) / len(artist_words)
 
 
 def _describe(exc: BaseException) -> str:

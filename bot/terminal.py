@@ -131,7 +131,8 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
     if is_demo:
         out.write(f"No data at {settings.data}; using the demo catalogue {data} (synthetic songs).\n")
     if not any(model_dir.glob("*")):
-        out.write("Training a first model; this takes a few seconds on the demo catalogue…\n")
+        how_long = "a few seconds on the demo catalogue" if is_demo else "about a minute on the full catalogue"
+        out.write(f"Training a first model; this takes {how_long}…\n")
     out.flush()
     service = MusicService(
         data,

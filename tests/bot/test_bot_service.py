@@ -40,6 +40,18 @@ def test_title_and_artist_in_the_query_pick_one_namesake(service: MusicService) 
     assert service.classify("Hello - Ade", hits).kind == "ambiguous"
 
 
+def test_title_and_one_artist_word_pick_one_namesake(service: MusicService) -> None:
+    hits = [_hit("a", "bad guy", "Billie Eilish", 90.0), _hit("b", "Bad Guy", "Critic City", 87.0)]
+    resolution = service.classify("bad guy billie", hits)
+    assert resolution.kind == "match" and resolution.hits[0].track.track_id == "a"
+    accented = [_hit("s", "Señorita", "Shawn Mendes", 90.0), _hit("z", "Senorita", "Zita", 86.0)]
+    assert service.classify("senorita shawn", accented).hits[0].track.track_id == "s"
+    assert service.classify("senorita shawn", accented).kind == "match"
+    # A word of the artist that is also in the title does not single a namesake out.
+    same = [_hit("x", "Love Song", "Love Band", 95.0), _hit("y", "Love Song", "Other", 95.0)]
+    assert service.classify("love song", same).kind == "ambiguous"
+
+
 def test_weak_hits_are_no_match_with_suggestions(service: MusicService) -> None:
     hits = [_hit(str(i), f"Song {i}", "A", 40 - i) for i in range(5)]
     resolution = service.classify("zzz", hits)
