@@ -354,27 +354,35 @@ class Snapshot:
         query = fold(text or "")[:200]
         if not query or limit <= 0:
             return []
-        # Two stages: a cheap SIMD ratio over every name picks candidates; name_score (handles partial and reordered
-        # words, ~20x slower) ranks only those. Keeps a query at ~10 ms for 28k tracks.
-        if self._name_index is not None:
-            rows = self._name_index.candidates(query, self.popularity)
-            if len(rows):
-                return self._search_rows(query, rows, limit)
-        rough = np.zeros(len(self._titles), dtype=np.uint8)
-        # Only a large catalogue's query that shares no word with any name gets here with workers: a slow full scan.
-        workers = 1 if self._name_index is None else -1
-        for choices in (self._titles, self._combined, self._artists_proc):
-            scores = process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.uint8, workers=workers)[0]
+        # Two stages: a cheap SIMD ratio picks candidates; name_scores (handles partial and reordered words, ~20x
+        # slower) ranks only those. Keeps a query at ~10 ms for 28k tracks. Large catalogues pre-filter by words.
+        rows = self._name_index.candidates(query, self.popularity) if self._name_index is not None else None
+        cand = self._rough_candidates(query, rows if rows is not None and len(rows) else None)
+        best = self._name_scores(query, cand)
+        # Ties (an artist's many tracks, versions of a song) go to the more popular track.
+        ranked = best + np.nan_to_num(self.popularity[cand], nan=0.0) / 1000.0
+        picks, _ = self._best_of(cand, ranked, limit, np.array([], dtype=np.int64))
+        match = dict(zip(cand.tolist(), best.tolist(), strict=True))
+        return [SearchHit(self._result(i, match[i]), match[i]) for i in picks if match[i] > 0]
+
+    def _rough_candidates(self, query: str, rows: np.ndarray | None) -> np.ndarray:
+        """Stage one: the rows (all when None) whose title, "title artist" or artist is closest by plain ratio."""
+        fields: tuple[list[str], ...]
+        if rows is None:
+            fields = (self._titles, self._combined, self._artists_proc)
+            # Only a large catalogue's query that shares no word with any name scans everything: use workers then.
+            workers = 1 if self._name_index is None else -1
+        else:
+            idx = rows.tolist()
+            fields = tuple([names[i] for i in idx] for names in (self._titles, self._combined, self._artists_proc))
+            workers = 1  # thousands of names take well under a millisecond, less than starting worker threads
+        rough = np.zeros(len(fields[0]), dtype=np.uint8)
+        for names in fields:
+            scores = process.cdist([query], names, scorer=fuzz.ratio, dtype=np.uint8, workers=workers)[0]
             np.maximum(rough, scores, out=rough)
         n_cand = min(len(rough), SEARCH_CANDIDATES)
-        cand = np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]
-        best = np.zeros(len(self._titles), dtype=np.float32)
-        best[cand] = self._name_scores(query, cand)
-        # Ties (an artist's many tracks, versions of a song) go to the more popular track.
-        pop = np.nan_to_num(self.popularity, nan=0.0) / 1000.0
-        ranked = best + pop
-        top = self._top(ranked, limit, np.array([], dtype=np.int64))
-        return [SearchHit(self._result(i, float(best[i])), float(best[i])) for i in top if best[i] > 0]
+        top = np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]
+        return top if rows is None else rows[top]
 
     def _name_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
         """How well the query names each track: title, "title artist", "artist title", or (less) artist. [n]"""
@@ -390,21 +398,6 @@ class Snapshot:
             ],
             axis=0,
         )
-
-    def _search_rows(self, query: str, rows: np.ndarray, limit: int) -> list[SearchHit]:
-        """search()'s two stages restricted to pre-filtered rows, in O(len(rows)) rather than O(catalogue)."""
-        rough = np.zeros(len(rows), dtype=np.uint8)
-        for names in (self._titles, self._combined, self._artists_proc):
-            sub = [names[i] for i in rows.tolist()]
-            # One thread: thousands of names take well under a millisecond, less than starting worker threads.
-            np.maximum(rough, process.cdist([query], sub, scorer=fuzz.ratio, dtype=np.uint8)[0], out=rough)
-        n_cand = min(len(rows), SEARCH_CANDIDATES)
-        cand = rows[np.argpartition(-rough.astype(np.int16), n_cand - 1)[:n_cand]]
-        best = self._name_scores(query, cand)
-        ranked = best + np.nan_to_num(self.popularity[cand], nan=0.0) / 1000.0
-        picks, _ = self._best_of(cand, ranked, limit, np.array([], dtype=np.int64))
-        match = dict(zip(cand.tolist(), best.tolist(), strict=True))
-        return [SearchHit(self._result(i, match[i]), match[i]) for i in picks if match[i] > 0]
 
     # ----- persistence -----
 
