@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import re
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,9 +335,8 @@ class MusicService:
 
 
 def _words(text: str) -> str:
-    """Lower-case, accent-free words separated by single spaces, padded, for whole-word containment tests."""
-    plain = "".join(ch for ch in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(ch))
-    return " " + " ".join(re.sub(r"[^\w]+", " ", plain).split()) + " "
+    """The text as search sees it (lower case, no accents or punctuation), padded, for whole-word tests."""
+    return " " + " ".join(recsys.fold(text).split()) + " "
 
 
 def _song_key(track: recsys.Track) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from recsys.errors import (
     UnknownPlaylistError,
     UnknownTrackError,
 )
-from recsys.snapshot import SearchHit, Snapshot, SnapshotInfo, Track, load
+from recsys.snapshot import SearchHit, Snapshot, SnapshotInfo, Track, fold, load
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "TrainingError",
     "UnknownPlaylistError",
     "UnknownTrackError",
+    "fold",
     "load",
     "load_catalog",
     "train",
