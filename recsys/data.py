@@ -6,6 +6,7 @@ import csv
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,29 +137,58 @@ def file_fingerprint(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
+# Rows per chunk: bounds the loader's memory (~300 MB of pandas strings per chunk) whatever the file's size.
+CHUNK_ROWS = 200_000
+_TEXT_COLUMNS = (
+    "track_id",
+    "track_name",
+    "track_artist",
+    "track_album_id",
+    "track_album_name",
+    "track_album_release_date",
+    "playlist_id",
+    "playlist_name",
+    "playlist_genre",
+    "playlist_subgenre",
+)
+# The public file was written from R, which spells a missing value "NA".
+_NA_COLUMNS = ("track_name", "track_artist", "track_album_name", "track_album_id", "playlist_id")
+_META_COLUMNS = ("track_name", "track_artist", "track_album_id")
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(
             f"data file {str(path)!r} does not exist: pass --data PATH, set {DATA_ENV_VAR}, "
             "run 'musicrec data download', or 'musicrec data demo' for the offline demo catalogue"
         )
     if path.is_dir():
-        raise DataError(f"data path {str(path)!r} is a directory; expected a CSV file")
+        raise DataError(f"data path {str(path)!r} is a directory; expected a CSV or Parquet file")
     if path.stat().st_size == 0:
         raise DataError(f"data file {str(path)!r} is empty; expected a CSV with a header row")
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     with open(path, "rb") as fh:
         head = fh.read(8192)
     if b"\x00" in head:
         raise DataError(f"data file {str(path)!r} looks binary (NUL bytes); expected a UTF-8 CSV text file")
     try:
-        frame = pd.read_csv(
+        with pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
             encoding="utf-8",
             engine="c",
             on_bad_lines="error",
-        )
+            chunksize=chunk_rows,
+        ) as reader:
+            yield from reader
     except UnicodeDecodeError as exc:
         raise DataError(f"data file {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except pd.errors.EmptyDataError as exc:
@@ -167,7 +197,46 @@ def _read_frame(path: Path) -> pd.DataFrame:
         raise DataError(
             f"data file {str(path)!r} is not a well-formed CSV ({exc}); check quoting and the number of fields"
         ) from exc
-    return frame
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow ships with the scale and dev extras
+        raise DataError(
+            f"{str(path)!r} is a Parquet file; reading it needs pyarrow (pip install 'musicrec[scale]')"
+        ) from exc
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid / ArrowIOError for corrupt files
+        raise DataError(f"data file {str(path)!r} is not a readable Parquet file ({exc})") from exc
+
+
+def _chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The file's rows in chunks of at most chunk_rows, with stripped text columns ("" for missing)."""
+    _check_file(path)
+    reader = _parquet_chunks(path, chunk_rows) if _is_parquet(path) else _csv_chunks(path, chunk_rows)
+    for frame in reader:
+        frame.columns = [str(c).strip() for c in frame.columns]
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"data file {str(path)!r} lacks required column(s) {', '.join(missing)}; expected the "
+                f"spotify_songs.csv layout with at least: {', '.join(REQUIRED_COLUMNS)}"
+            )
+        for col in (*_TEXT_COLUMNS, "track_popularity"):
+            if col not in frame.columns:
+                frame[col] = ""
+        for col in _TEXT_COLUMNS:
+            values = frame[col]
+            if values.dtype != object:
+                values = values.astype("string").fillna("").astype(object)
+            frame[col] = values.fillna("").astype(str).str.strip()
+        for col in _NA_COLUMNS:
+            frame.loc[frame[col] == "NA", col] = ""
+        yield frame
 
 
 def _year(dates: pd.Series) -> np.ndarray:
@@ -176,96 +245,142 @@ def _year(dates: pd.Series) -> np.ndarray:
     return years
 
 
-def _majority(values: pd.Series, keys: pd.Series) -> dict[str, str]:
-    """For each key the most common non-empty value (ties: first seen)."""
-    frame = pd.DataFrame({"k": keys, "v": values})
-    frame = frame[frame["v"] != ""]
-    if frame.empty:
-        return {}
-    counts = frame.groupby(["k", "v"], sort=False).size().reset_index(name="n")
-    counts = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("k")
-    return dict(zip(counts["k"], counts["v"], strict=True))
+def _numbers(values: pd.Series) -> pd.Series:
+    if values.dtype == object:
+        values = values.str.strip()
+    return pd.to_numeric(values, errors="coerce")
 
 
-def load_catalog(path: str | os.PathLike[str] | None = None, config: DataConfig | None = None) -> Catalog:
-    """Read, validate and repair a playlist CSV; raise DataError with what to do when it cannot be used."""
+class _Ids:
+    """A growing map from string id to dense index, in first-seen order.
+
+    Only each chunk's distinct ids touch the dict; rows are mapped with numpy (factorize, then a take)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Dense index of every row [n], and the row positions that introduced a new id (first-seen order)."""
+        codes, uniques = pd.factorize(values, sort=False)
+        get = self.index.get
+        found = np.fromiter((get(u, -1) for u in uniques), dtype=np.int64, count=len(uniques))
+        new = np.flatnonzero(found < 0)
+        found[new] = np.arange(len(self.index), len(self.index) + len(new))
+        self.index.update(zip(uniques[new].tolist(), found[new].tolist(), strict=True))
+        first_row = np.unique(codes, return_index=True)[1]  # [len(uniques)] the row where each first appears
+        return found[codes], first_row[new]
+
+
+class _Majority:
+    """Most common non-empty label per track across rows (ties: the label seen first), accumulated per chunk."""
+
+    def __init__(self) -> None:
+        self.labels = _Ids()
+        self.parts: list[np.ndarray] = []  # [3, n] track_idx, label_idx, global row number
+
+    def add(self, tracks: np.ndarray, labels: pd.Series, row_offset: int) -> None:
+        keep = (labels != "").to_numpy()
+        if keep.any():
+            label_idx, _ = self.labels.add(labels[keep])
+            self.parts.append(np.stack([tracks[keep], label_idx, np.flatnonzero(keep) + row_offset]))
+
+    def result(self, num_tracks: int) -> np.ndarray:
+        out = np.full(num_tracks, "", dtype=object)
+        if not self.parts:
+            return out.astype(str)
+        track, label, row = np.concatenate(self.parts, axis=1)
+        key = track * max(len(self.labels), 1) + label
+        uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+        first_row = row[first]
+        # Per track: highest count first, then the earliest row.
+        order = np.lexsort((first_row, -counts, uniq // max(len(self.labels), 1)))
+        best_tracks = uniq[order] // max(len(self.labels), 1)
+        winners = order[np.r_[True, best_tracks[1:] != best_tracks[:-1]]]
+        vocab = np.array(list(self.labels.index), dtype=object)
+        out[uniq[winners] // max(len(self.labels), 1)] = vocab[uniq[winners] % max(len(self.labels), 1)]
+        return out.astype(str)
+
+
+def _meta_hash(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame[list(_META_COLUMNS)], index=False).to_numpy()
+
+
+def load_catalog(
+    path: str | os.PathLike[str] | None = None, config: DataConfig | None = None, chunk_rows: int = CHUNK_ROWS
+) -> Catalog:
+    """Read, validate and repair a playlist CSV or Parquet file; raise DataError saying what to do when it cannot
+    be used. The file is read in chunks of chunk_rows rows, so memory grows with the catalogue, not the file."""
     config = config or DataConfig()
-    csv_path = resolve_data_path(path)
-    frame = _read_frame(csv_path)
-    name = str(csv_path)
+    data_path = resolve_data_path(path)
+    name = str(data_path)
 
-    frame.columns = [c.strip() for c in frame.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"data file {name!r} lacks required column(s) {', '.join(missing)}; expected the spotify_songs.csv "
-            f"layout with at least: {', '.join(REQUIRED_COLUMNS)}"
-        )
-    for col in OPTIONAL_COLUMNS:
-        if col not in frame.columns:
-            frame[col] = ""
-    for col in frame.columns:
-        frame[col] = frame[col].str.strip()
-    # The public file was written from R, which spells a missing value "NA".
-    for col in ("track_name", "track_artist", "track_album_name", "track_album_id", "playlist_id"):
-        frame.loc[frame[col] == "NA", col] = ""
+    track_ids, playlist_ids = _Ids(), _Ids()
+    track_parts: list[pd.DataFrame] = []  # each new track's first row
+    playlist_name_parts: list[np.ndarray] = []
+    pair_parts: list[np.ndarray] = []  # [2, n] playlist_idx, track_idx per chunk, in row order
+    genre, subgenre = _Majority(), _Majority()
+    valid = dict.fromkeys(AUDIO_FEATURES, 0)
+    coerced = dict.fromkeys(AUDIO_FEATURES, 0)
+    rows = missing_name = conflicts = 0
+    track_hash = np.empty(0, dtype=np.uint64)
 
-    frame = frame[frame["track_id"] != ""]
-    if frame.empty:
+    for frame in _chunks(data_path, chunk_rows):
+        frame = frame[frame["track_id"] != ""]
+        if frame.empty:
+            continue
+        frame = frame.reset_index(drop=True)
+        for col in AUDIO_FEATURES:
+            values = _numbers(frame[col])
+            bad = int(values.isna().sum())
+            valid[col] += len(values) - bad
+            coerced[col] += bad
+            frame[col] = values.astype(np.float32)
+        frame["track_popularity"] = _numbers(frame["track_popularity"]).astype(np.float32)
+        no_name = (frame["track_name"] == "") | (frame["track_artist"] == "")
+        missing_name += int(no_name.sum())
+        frame.loc[frame["track_name"] == "", "track_name"] = config.placeholder_name
+        frame.loc[frame["track_artist"] == "", "track_artist"] = config.placeholder_artist
+
+        # Tracks: the first row of each track_id wins; rows that disagree with it on metadata are counted.
+        t_idx, new_rows = track_ids.add(frame["track_id"])
+        hashes = _meta_hash(frame)
+        track_parts.append(frame.iloc[new_rows])
+        track_hash = np.concatenate([track_hash, hashes[new_rows]])
+        conflicts += int((hashes != track_hash[t_idx]).sum())
+
+        in_playlist = (frame["playlist_id"] != "").to_numpy()
+        if in_playlist.any():
+            p_idx, new_playlists = playlist_ids.add(frame["playlist_id"][in_playlist])
+            playlist_name_parts.append(frame["playlist_name"][in_playlist].to_numpy()[new_playlists])
+            pair_parts.append(np.stack([p_idx, t_idx[in_playlist]]))
+        genre.add(t_idx, frame["playlist_genre"], rows)
+        subgenre.add(t_idx, frame["playlist_subgenre"], rows)
+        rows += len(frame)
+
+    if rows == 0:
         raise DataError(f"data file {name!r} has no rows with a track_id")
-    rows = len(frame)
-
-    coerced: dict[str, int] = {}
-    numeric = pd.DataFrame(index=frame.index)
     for col in AUDIO_FEATURES:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = int(values.isna().sum())
-        if bad == len(values):
+        if valid[col] == 0:
             raise DataError(f"data file {name!r}: column {col!r} has no numeric values; expected numbers")
-        if bad:
-            coerced[col] = bad
-            values = values.fillna(values.median())
-        numeric[col] = values.astype(np.float32)
-
-    missing_name = (frame["track_name"] == "") | (frame["track_artist"] == "")
-    frame.loc[frame["track_name"] == "", "track_name"] = config.placeholder_name
-    frame.loc[frame["track_artist"] == "", "track_artist"] = config.placeholder_artist
-
-    # Tracks: first row of each track_id wins; count rows that disagree with it on metadata.
-    first = ~frame["track_id"].duplicated(keep="first")
-    tracks = frame[first]
-    numeric_tracks = numeric[first]
-    meta_cols = ["track_name", "track_artist", "track_album_id"]
-    merged = frame[[*meta_cols, "track_id"]].merge(
-        tracks[[*meta_cols, "track_id"]], on="track_id", suffixes=("", "_first")
-    )
-    conflicts = int((merged[meta_cols].to_numpy() != merged[[c + "_first" for c in meta_cols]].to_numpy()).any(1).sum())
-
-    track_ids = tracks["track_id"].to_numpy(dtype=str)
-    track_pos = {tid: i for i, tid in enumerate(track_ids.tolist())}
-
-    in_playlist = frame["playlist_id"] != ""
-    pl_rows = frame[in_playlist]
-    if pl_rows.empty:
+    if not pair_parts:
         raise DataError(
             f"data file {name!r} has no playlist rows (every playlist_id is empty); a model learns from "
             "playlists, so at least some rows need a playlist_id"
         )
-    playlists = pl_rows[~pl_rows["playlist_id"].duplicated(keep="first")]
-    playlist_ids = playlists["playlist_id"].to_numpy(dtype=str)
-    playlist_pos = {pid: i for i, pid in enumerate(playlist_ids.tolist())}
+    tracks = pd.concat(track_parts, ignore_index=True)
+    features = tracks[list(AUDIO_FEATURES)].to_numpy(dtype=np.float32)  # [T, F]
+    # Non-numeric values become the column's median over the catalogue's tracks.
+    medians = np.nanmedian(features, axis=0)
+    features = np.where(np.isnan(features), medians, features).astype(np.float32)
 
-    pairs = pd.DataFrame(
-        {
-            "p": pl_rows["playlist_id"].map(playlist_pos).to_numpy(dtype=np.int64),
-            "t": pl_rows["track_id"].map(track_pos).to_numpy(dtype=np.int64),
-        }
-    )
-    unique_pairs = pairs.drop_duplicates()
-    edges = unique_pairs.to_numpy().T.copy()  # [2, num_pairs]
-
-    genre = _majority(frame["playlist_genre"], frame["track_id"])
-    subgenre = _majority(frame["playlist_subgenre"], frame["track_id"])
+    # Pairs: deduplicated, keeping the first occurrence's order.
+    pairs = np.concatenate(pair_parts, axis=1)  # [2, rows with a playlist]
+    key = pairs[0] * len(track_ids) + pairs[1]
+    first = np.sort(np.unique(key, return_index=True)[1])
+    edges = np.ascontiguousarray(pairs[:, first])  # [2, num_pairs]
     degree = np.bincount(edges[1], minlength=len(track_ids))
 
     def ro(a: np.ndarray) -> np.ndarray:
@@ -274,29 +389,29 @@ def load_catalog(path: str | os.PathLike[str] | None = None, config: DataConfig 
 
     report = LoadReport(
         rows=rows,
-        duplicate_pairs=len(pairs) - len(unique_pairs),
+        duplicate_pairs=pairs.shape[1] - edges.shape[1],
         conflicting_track_rows=conflicts,
-        coerced_feature_values=coerced,
-        missing_name_rows=int(missing_name.sum()),
+        coerced_feature_values={c: n for c, n in coerced.items() if n},
+        missing_name_rows=missing_name,
         catalogue_only_tracks=int((degree == 0).sum()),
     )
     for line in report.warnings():
         log.warning("%s: %s", name, line)
 
     return Catalog(
-        track_ids=ro(track_ids),
+        track_ids=ro(tracks["track_id"].to_numpy(dtype=str)),
         track_names=ro(tracks["track_name"].to_numpy(dtype=str)),
         track_artists=ro(tracks["track_artist"].to_numpy(dtype=str)),
         album_ids=ro(tracks["track_album_id"].to_numpy(dtype=str)),
         album_names=ro(tracks["track_album_name"].to_numpy(dtype=str)),
         years=ro(_year(tracks["track_album_release_date"])),
-        popularity=ro(pd.to_numeric(tracks["track_popularity"], errors="coerce").to_numpy(dtype=np.float32)),
-        genres=ro(np.array([genre.get(t, "") for t in track_ids.tolist()], dtype=str)),
-        subgenres=ro(np.array([subgenre.get(t, "") for t in track_ids.tolist()], dtype=str)),
-        features=ro(numeric_tracks[list(AUDIO_FEATURES)].to_numpy(dtype=np.float32)),
-        playlist_ids=ro(playlist_ids),
-        playlist_names=ro(playlists["playlist_name"].to_numpy(dtype=str)),
+        popularity=ro(tracks["track_popularity"].to_numpy(dtype=np.float32)),
+        genres=ro(genre.result(len(track_ids))),
+        subgenres=ro(subgenre.result(len(track_ids))),
+        features=ro(features),
+        playlist_ids=ro(np.array(list(playlist_ids.index), dtype=str)),
+        playlist_names=ro(np.concatenate(playlist_name_parts).astype(str)),
         edges=ro(edges),
-        fingerprint=file_fingerprint(csv_path),
+        fingerprint=file_fingerprint(data_path),
         report=report,
     )

@@ -145,3 +145,64 @@ def test_data_path_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("MUSICREC_DATA", str(tmp_path / "x.csv"))
     assert resolve_data_path() == tmp_path / "x.csv"
     assert resolve_data_path("y.csv") == Path("y.csv")
+
+
+CATALOG_ARRAYS = ("track_ids", "track_names", "track_artists", "album_ids", "genres", "subgenres", "features", "edges")
+
+
+def test_small_chunks_give_the_same_catalogue(demo_csv: Path) -> None:
+    whole = load_catalog(demo_csv)
+    chunked = load_catalog(demo_csv, chunk_rows=97)  # a track's rows and a playlist's rows span chunk borders
+    for name in (*CATALOG_ARRAYS, "playlist_ids", "playlist_names", "years", "popularity"):
+        a, b = getattr(whole, name), getattr(chunked, name)
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), name
+    assert whole.report == chunked.report
+
+
+def test_repairs_are_counted_across_chunks(tmp_path: Path) -> None:
+    rows = [row("t1", "p1", name="First"), row("t2", "p1"), row("t1", "p2", name="Second"), row("t1", "p1")]
+    rows += [row("t3", "p2", energy="x"), row("t4", "p2", energy="0.9"), row("t5", "p3", name="")]
+    cat = load_catalog(write(tmp_path / "c.csv", rows), chunk_rows=2)
+    assert cat.report.conflicting_track_rows == 2  # the later t1 rows are named "Second" and "Song", not "First"
+    assert cat.report.duplicate_pairs == 1
+    assert cat.report.coerced_feature_values == {"energy": 1}
+    assert cat.report.missing_name_rows == 1
+    assert cat.track_names[cat.track_index()["t1"]] == "First"
+    assert cat.num_pairs == 6
+
+
+def test_majority_genre_ties_go_to_the_first_seen(tmp_path: Path) -> None:
+    header = [*HEADER, "playlist_subgenre"]
+    base = row("t1", "p1")
+    rows = [
+        [*base[:5], "rock", *base[6:], "x"],
+        [*row("t1", "p2")[:5], "pop", *base[6:], "x"],
+        [*row("t1", "p3")[:5], "pop", *base[6:], "x"],
+        [*row("t2", "p1")[:5], "jazz", *base[6:], ""],
+        [*row("t2", "p2")[:5], "edm", *base[6:], ""],
+    ]
+    cat = load_catalog(write(tmp_path / "g.csv", rows, header), chunk_rows=2)
+    index = cat.track_index()
+    assert cat.genres[index["t1"]] == "pop"  # 2 rows against 1
+    assert cat.genres[index["t2"]] == "jazz"  # 1 against 1: first seen
+    assert cat.subgenres[index["t2"]] == ""
+
+
+def test_parquet_file_gives_the_same_catalogue_as_its_csv(demo_csv: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.read_csv(demo_csv, dtype=str, keep_default_na=False)
+    for col in AUDIO_FEATURES:  # Parquet keeps numbers as numbers
+        frame[col] = pd.to_numeric(frame[col])
+    parquet = tmp_path / "demo.parquet"
+    frame.to_parquet(parquet, index=False)
+    from_csv, from_parquet = load_catalog(demo_csv), load_catalog(parquet, chunk_rows=500)
+    for name in CATALOG_ARRAYS:
+        assert np.array_equal(getattr(from_csv, name), getattr(from_parquet, name)), name
+
+
+def test_corrupt_parquet_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"PAR1" + b"\x01" * 100)
+    with pytest.raises(DataError, match="Parquet"):
+        load_catalog(path)
