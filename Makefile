@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Real-data tests run when this points at spotify_songs.csv (CI points it at ../shared/data).
 MUSICREC_REAL_DATA ?=
 
-.PHONY: run test lint bench evaluate clean
+.PHONY: run test lint bench bench-scale evaluate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ BENCH_DATA ?= $(if $(wildcard data/spotify_songs.csv),data/spotify_songs.csv,dat
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA)
 	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA)
+
+# Growth with catalogue size (100k, 1M, 10M pairs: ~15 min, ~9 GB RAM): docs/scale.md and its log-log plots; then
+# serving at 100k and 1M tracks (ANN, name pre-filter, event-loop stall): docs/scale_serving.md.
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py --out docs/scale.md
+	$(BIN)/python bench/bench_scale_serving.py --out docs/scale_serving.md
 
 evaluate: $(STAMP)
 	$(BIN)/musicrec evaluate --report docs/quality.md

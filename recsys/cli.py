@@ -29,9 +29,27 @@ def _print_tracks(tracks: Sequence[object]) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import recsys
+    from recsys.api import build_snapshot
+    from recsys.distributed import process_group
+    from recsys.train import fit, keep_freed_memory
 
-    config = recsys.TrainConfig(epochs=args.epochs, seed=args.seed, progress=not args.quiet)
-    snap = recsys.train(args.data, config)
+    keep_freed_memory()
+    defaults = recsys.TrainConfig()
+    config = recsys.TrainConfig(
+        epochs=args.epochs,
+        seed=args.seed,
+        progress=not args.quiet,
+        max_seconds=args.max_seconds if args.max_seconds is not None else defaults.max_seconds,
+        batch_size=args.batch_size or defaults.batch_size,
+        max_steps_per_epoch=args.steps_per_epoch or defaults.max_steps_per_epoch,
+    )
+    catalog = recsys.load_catalog(args.data)
+    # Under torchrun every rank trains (splitting each step's loss); rank 0 builds and saves the snapshot.
+    with process_group() as rank:
+        result = fit(catalog, config)
+    if rank != 0:
+        return 0
+    snap = build_snapshot(catalog, result, config)
     out = snap.save(_model_dir(args.out))
     print(
         f"trained {snap.info.model_kind} on {snap.info.num_tracks} tracks / {snap.info.num_playlists} playlists "
@@ -97,11 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on a playlist CSV and save its snapshot")
-    p.add_argument("--data", help="CSV path (default $MUSICREC_DATA or data/spotify_songs.csv)")
+    p.add_argument("--data", help="CSV or Parquet path (default $MUSICREC_DATA or data/spotify_songs.csv)")
     p.add_argument("--out", help=f"snapshot directory (default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_DIR})")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-seconds", type=float, help="time budget, s (default 110; raise it for 1M+ pairs)")
+    p.add_argument("--batch-size", type=int, help="target edges per loss chunk (default 16384)")
+    p.add_argument("--steps-per-epoch", type=int, help="most optimisation steps per epoch (default 8)")
     p.set_defaults(func=_cmd_train)
 
     for name, helptext, func in (

@@ -73,8 +73,13 @@ class TrainConfig:
     epochs: int = 100
     # 0.02 converges in ~30-50 epochs on the real data with the same validation recall as 0.01 in ~80.
     learning_rate: float = 0.02
-    # Edges per optimisation step; the real data has ~32k edges, so a few steps per epoch.
+    # Target edges per optimisation step, and per chunk of the loss; the real data has ~13k targets per epoch,
+    # so one step per epoch.
     batch_size: int = 16384
+    # Each step propagates over the whole graph and back (~3 s at 10M pairs on 2 cores), so on large catalogues
+    # an epoch makes at most this many steps, each over a batch of targets/max_steps_per_epoch computed in chunks
+    # of batch_size (bounded memory); catalogues under ~130k pairs (the real data) are unaffected.
+    max_steps_per_epoch: int = 4
     # Share of edges held out of message passing and training to pick the best epoch.
     validation_share: float = 0.1
     # Share of the training edges that each epoch removes from message passing and uses as targets: the
@@ -89,6 +94,9 @@ class TrainConfig:
     eval_every: int = 2
     # Cutoff of the validation metric (Recall@k over held-out edges).
     eval_k: int = 20
+    # Validation ranks the whole catalogue for at most this many held-out playlists (a seeded sample); the
+    # real data has ~470, a 10M-pair catalogue ~28k.
+    eval_max_playlists: int = 2000
     # Wall-clock budget: past it, training stops and keeps its best validated epoch (a retrain on a busy machine
     # then still finishes in bounded time). The real data needs ~60-90 s on 2 idle cores.
     max_seconds: float = 110.0

@@ -157,9 +157,7 @@ def split_pairs(
         orphan = kept_per_playlist[pairs[0]] == 0
         if orphan.any():
             # Give each orphaned playlist back one of its pairs (the first in permuted order).
-            first = {}
-            for i in perm.tolist():
-                if orphan[i] and int(pairs[0, i]) not in first:
-                    first[int(pairs[0, i])] = i
-            held_mask[torch.tensor(list(first.values()), dtype=torch.long)] = False
+            candidates = perm[orphan[perm]].numpy()
+            first = np.unique(pairs[0].numpy()[candidates], return_index=True)[1]
+            held_mask[torch.from_numpy(candidates[first])] = False
     return pairs[:, ~held_mask], pairs[:, held_mask]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, LGConv
@@ -9,6 +11,46 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from recsys.config import ModelConfig
 from recsys.graph import GraphInputs
+
+
+class _SymmetricPropagation(torch.autograd.Function):
+    """adj @ x for a symmetric sparse CSR adjacency, whose gradient is adj @ grad: autograd's generic backward
+    would transpose the matrix (a sort of every non-zero) at every layer of every step."""
+
+    @staticmethod
+    def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
+        ctx.adj = adj
+        return adj @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
+        return None, ctx.adj @ grad
+
+
+def propagate(conv: LGConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
+    """One LGConv layer; a sparse CSR adjacency (the normalised, symmetric D^-1/2 A D^-1/2) takes the fast path."""
+    if edge_index.layout == torch.sparse_csr:
+        return _SymmetricPropagation.apply(edge_index, x)
+    return conv(x, edge_index, edge_weight)
+
+
+class PooledDropout(nn.Dropout):
+    """nn.Dropout, except that above pool_rows rows each row takes its mask from a pool of pool_rows random rows.
+
+    CPU random numbers cost ~3 ns each: plain dropout over 500k tracks x 128 units took ~0.4 s of every step at 10M
+    pairs. Each unit is still dropped with probability p; rows that draw the same pool row share a mask. Up to
+    pool_rows rows (the real data has 28k tracks) it is exactly nn.Dropout."""
+
+    def __init__(self, p: float, pool_rows: int = 65_536) -> None:
+        super().__init__(p)
+        self.pool_rows = pool_rows
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0 or x.shape[0] <= self.pool_rows:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        pool = torch.empty(self.pool_rows, *x.shape[1:], dtype=x.dtype).bernoulli_(keep).div_(keep)
+        return x * pool.index_select(0, torch.randint(0, self.pool_rows, (x.shape[0],)))
 
 
 class HybridGNN(nn.Module):
@@ -36,7 +78,7 @@ class HybridGNN(nn.Module):
         self.track_encoder = nn.Sequential(
             nn.Linear(inputs.track_x.shape[1] + inputs.track_genre.shape[1], 2 * d),
             nn.ReLU(),
-            nn.Dropout(config.dropout),
+            PooledDropout(config.dropout),
             nn.Linear(2 * d, d),
         )
         self.convs = nn.ModuleList([LGConv(normalize=False) for _ in range(config.num_layers)])
@@ -59,7 +101,7 @@ class HybridGNN(nn.Module):
         x = torch.cat([self.playlist_emb.weight, tracks, self.artist_emb.weight, self.album_emb.weight])  # [N, d]
         out = x
         for conv in self.convs:
-            x = conv(x, edge_index, edge_weight)
+            x = propagate(conv, x, edge_index, edge_weight)
             out = out + x
         out = out / (len(self.convs) + 1)
         p, t = self.num_playlists, self.num_tracks

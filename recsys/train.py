@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import math
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.metrics import LinkPredRecall
 from tqdm.auto import tqdm
 
@@ -21,6 +26,21 @@ from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index
 from recsys.model import build_model, normalised_adjacency
 
 log = logging.getLogger(__name__)
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc serve every allocation from its heap and keep freed memory for reuse.
+
+    A training step allocates and frees tensors of hundreds of MB; by default glibc maps each one afresh and its
+    pages fault in on first touch (at 10M pairs ~20 s of system time per epoch). Process-wide, so it is called
+    by the processes that exist to train (musicrec train, the bot's retraining child, the benchmarks), not by
+    fit(). Returns whether it applied (glibc only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,31 +99,67 @@ def _negatives(
     return neg
 
 
+def _normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tuple[Tensor, Tensor]:
+    """What the loss scores with: the softmax loss works on cosine similarities, the others on raw dot products."""
+    if loss.kind == "softmax":
+        return F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
+    return playlist_z, track_z
+
+
+class _SharedLogSumExp(torch.autograd.Function):
+    """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, in one buffer.
+
+    The block is the loss's largest tensor; autograd's matmul + logsumexp would allocate and pass over it about
+    six times. Here the buffer becomes the softmax in place and is reused by the backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor) -> Tensor:
+        block = p @ s.T  # [n, m]
+        block[hit_rows, hit_cols] = float("-inf")
+        top = block.amax(dim=1, keepdim=True)  # [n, 1]
+        block.sub_(top).exp_()
+        total = block.sum(dim=1, keepdim=True)
+        block.div_(total)  # now the softmax over the row
+        ctx.save_for_backward(p, s, block)
+        return (top + total.log()).squeeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        p, s, softmax = ctx.saved_tensors
+        weighted = softmax.mul_(grad.unsqueeze(1))  # d lse / d block, in place: backward runs once
+        return weighted @ s, weighted.T @ p, None, None
+
+
 def ranking_loss(
     playlist_z: Tensor, track_z: Tensor, pos: Tensor, neg: Tensor, config: LossConfig, shared: Tensor | None = None
 ) -> Tensor:
-    """Loss of positive pairs pos [2, n] against per-positive negatives neg [n, m] and, for the softmax loss,
-    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul)."""
+    """Mean loss of positive pairs pos [2, n] against per-positive negatives neg [n, m] and, for the softmax loss,
+    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul).
+
+    playlist_z and track_z are what _normalise_for returned (normalising every row once is cheaper than
+    normalising the gathered copies, and lets the trainer compute the loss in chunks)."""
+    # index_select rather than [] indexing: its backward is an index_add, several times faster on CPU.
+    p = playlist_z.index_select(0, pos[0])  # [n, d]
+    t_pos = track_z.index_select(0, pos[1])  # [n, d]
+    t_neg = track_z.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)  # [n, m, d]
     if config.kind == "softmax":
-        # Normalise every row once, then gather: cheaper than normalising the gathered copies.
-        playlist_n, track_n = F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
-        p = playlist_n[pos[0]]  # [n, d]
-        t_pos = track_n[pos[1]]
-        t_neg = track_n[neg]  # [n, m, d]
-        # A sampled negative that is the positive itself is not a negative.
+        # Cross entropy of [positive, negatives, shared negatives] / temperature with the positive as the label,
+        # written as logsumexp(all) - positive so the [n, s] shared block is never copied: the loss's cost is
+        # memory traffic over that block, and this is half of what cat + cross_entropy moves.
+        p = p / config.temperature
         target = pos[1].unsqueeze(1)
-        parts = [
-            (p * t_pos).sum(-1, keepdim=True),
-            torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf")),
-        ]
+        s_pos = (p * t_pos).sum(-1)  # [n]
+        # A sampled negative that is the positive itself is not a negative.
+        s_neg = torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf"))  # [n, m]
+        lse = torch.logsumexp(torch.cat([s_pos.unsqueeze(1), s_neg], dim=1), dim=1)  # [n]
         if shared is not None and len(shared):
-            shared_logits = p @ track_n[shared].T  # [n, s]
-            parts.append(shared_logits.masked_fill(shared.unsqueeze(0) == target, float("-inf")))
-        logits = torch.cat(parts, dim=1) / config.temperature
-        return F.cross_entropy(logits, torch.zeros(len(p), dtype=torch.long))
-    p = playlist_z[pos[0]]  # [n, d]
-    s_pos = (p * track_z[pos[1]]).sum(-1)  # [n]
-    s_neg = torch.einsum("nd,nmd->nm", p, track_z[neg])  # [n, m]
+            rows = torch.isin(pos[1], shared).nonzero(as_tuple=True)[0]  # the few positives drawn as negatives
+            hit_rows, hit_cols = (shared.unsqueeze(0) == target[rows]).nonzero(as_tuple=True)
+            shared_lse = _SharedLogSumExp.apply(p, track_z.index_select(0, shared), rows[hit_rows], hit_cols)  # [n]
+            lse = torch.logaddexp(lse, shared_lse)
+        return (lse - s_pos).mean()
+    s_pos = (p * t_pos).sum(-1)  # [n]
+    s_neg = torch.einsum("nd,nmd->nm", p, t_neg)  # [n, m]
     if config.kind == "bpr":
         return -F.logsigmoid(s_pos.unsqueeze(1) - s_neg).mean()
     return F.binary_cross_entropy_with_logits(s_pos, torch.ones_like(s_pos)) + F.binary_cross_entropy_with_logits(
@@ -111,28 +167,115 @@ def ranking_loss(
     )
 
 
-def recall_at_k(playlist_z: Tensor, track_z: Tensor, known: Tensor, held: Tensor, k: int, normalise: bool) -> float:
-    """Recall@k of held pairs [2, n] ranking the whole catalogue, with known pairs [2, m] masked out."""
+def recall_at_k(
+    playlist_z: Tensor,
+    track_z: Tensor,
+    known: Tensor,
+    held: Tensor,
+    k: int,
+    normalise: bool,
+    max_playlists: int | None = None,
+    generator: torch.Generator | None = None,
+    rows_per_block: int = 256,
+) -> float:
+    """Recall@k of held pairs [2, n] ranking the whole catalogue, with known pairs [2, m] masked out.
+
+    Scores are computed a block of playlists at a time (memory [rows_per_block, T]); with max_playlists, a seeded
+    sample of that many held-out playlists is scored (a 10M-pair catalogue has ~28k of them)."""
     if held.shape[1] == 0:
         return float("nan")
     playlists = torch.unique(held[0])
+    if max_playlists is not None and len(playlists) > max_playlists:
+        pick = torch.randperm(len(playlists), generator=generator)[:max_playlists]
+        playlists = playlists[pick].sort().values
     if normalise:
         playlist_z, track_z = F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
-    scores = playlist_z[playlists] @ track_z.T  # [n_playlists, T]
     row_of = torch.full((playlist_z.shape[0],), -1, dtype=torch.long)
     row_of[playlists] = torch.arange(len(playlists))
-    mask_rows = row_of[known[0]]
-    keep = mask_rows >= 0
-    scores[mask_rows[keep], known[1][keep]] = float("-inf")
-    top = scores.topk(min(k, scores.shape[1]), dim=1).indices
-    metric = LinkPredRecall(k=top.shape[1])
-    metric.update(top, torch.stack([row_of[held[0]], held[1]]))
+    known_rows, held_rows = row_of[known[0]], row_of[held[0]]
+    known, held = known[:, known_rows >= 0], held[:, held_rows >= 0]
+    known_rows, held_rows = known_rows[known_rows >= 0], held_rows[held_rows >= 0]
+    metric = LinkPredRecall(k=min(k, track_z.shape[0]))
+    for lo in range(0, len(playlists), rows_per_block):
+        hi = min(lo + rows_per_block, len(playlists))
+        scores = playlist_z[playlists[lo:hi]] @ track_z.T  # [block, T]
+        in_block = (known_rows >= lo) & (known_rows < hi)
+        scores[known_rows[in_block] - lo, known[1][in_block]] = float("-inf")
+        top = scores.topk(metric.k, dim=1).indices
+        in_block = (held_rows >= lo) & (held_rows < hi)
+        metric.update(top, torch.stack([held_rows[in_block] - lo, held[1][in_block]]))
     return float(metric.compute())
 
 
+def _chunk_loss(
+    tables: list[Tensor], grads: list[Tensor], pos: Tensor, neg: Tensor, shared: Tensor, loss: LossConfig, weight: float
+) -> float:
+    """weight * ranking_loss of one chunk; its gradient is added into grads (same shapes as the detached
+    playlist and track tables). The chunk works on its own rows only, so no [num_tracks, d] tensor is created
+    per chunk (at 10M pairs that allocation cost more than the loss)."""
+    n, m = neg.shape
+    playlists, p_local = torch.unique(pos[0], return_inverse=True)
+    tracks, t_local = torch.unique(torch.cat([pos[1], neg.reshape(-1), shared]), return_inverse=True)
+    p_rows = tables[0][playlists].requires_grad_()
+    t_rows = tables[1][tracks].requires_grad_()
+    local_pos = torch.stack([p_local, t_local[:n]])
+    value = (
+        ranking_loss(p_rows, t_rows, local_pos, t_local[n : n + n * m].view(n, m), loss, t_local[n + n * m :]) * weight
+    )
+    p_grad, t_grad = torch.autograd.grad(value, [p_rows, t_rows])
+    grads[0].index_add_(0, playlists, p_grad)
+    grads[1].index_add_(0, tracks, t_grad)
+    return float(value.detach())
+
+
+@dataclass(frozen=True)
+class _Dist:
+    """This process's place in a torch.distributed group (world 1 when training alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> _Dist:
+        if dist.is_available() and dist.is_initialized():
+            return cls(rank=dist.get_rank(), world=dist.get_world_size())
+        return cls()
+
+    def agree(self, *values: float) -> list[float]:
+        """Rank 0's values on every rank, so that all ranks take the same stop decisions."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.broadcast(t, src=0)
+        return t.tolist()
+
+    def total(self, value: float) -> float:
+        """The sum of value over all ranks."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t)
+
+
+def _step_batches(num_targets: int, config: TrainConfig) -> int:
+    """Optimisation steps in an epoch: one per batch_size targets, at most max_steps_per_epoch (each step
+    propagates over the whole graph, which dominates on large catalogues; its batch then grows instead)."""
+    return max(1, min(math.ceil(num_targets / config.batch_size), config.max_steps_per_epoch))
+
+
 def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
-    """Train the configured model on the catalogue and return serving embeddings over all its pairs."""
+    """Train the configured model on the catalogue and return serving embeddings over all its pairs.
+
+    Each optimisation step propagates over the whole graph once (a sparse CSR product per layer), then computes
+    the ranking loss in chunks of batch_size positives, accumulating its gradient on the detached embeddings,
+    and finally back-propagates that gradient through the propagation once: memory stays bounded by the chunk,
+    however large the step's batch. Inside an initialised torch.distributed group (torchrun), every rank holds
+    the whole graph and the same random draws, takes every world-th chunk of the loss, and
+    DistributedDataParallel averages the gradients: the same steps as one process, split across processes.
+    """
     start = time.perf_counter()
+    ranks = _Dist.current()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -147,6 +290,10 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     val_hide = (torch.bincount(train_pairs[1], minlength=inputs.num_tracks) == 0) if config.genre_dropout else None
 
     model = build_model(inputs, config.model, seed=config.seed)
+    net: torch.nn.Module = model
+    if ranks.world > 1:
+        # Broadcasts rank 0's initial weights and averages gradients; the buffers are constant model inputs.
+        net = DistributedDataParallel(model, broadcast_buffers=False)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     normalise = config.loss.kind == "softmax"
     genre_idx = torch.from_numpy(np.unique(catalog.genres, return_inverse=True)[1].astype(np.int64))
@@ -154,11 +301,14 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
 
     best = (-1.0, -1)
     best_state: dict[str, Tensor] | None = None
-    history: list[float] = []
-    bar = tqdm(range(1, config.epochs + 1), desc="training", disable=not config.progress, leave=False)
+    bar = tqdm(
+        range(1, config.epochs + 1), desc="training", disable=not config.progress or ranks.rank != 0, leave=False
+    )
     last_loss = float("nan")
     stopped_by_budget = False
+    epoch_seconds: list[float] = []
     for epoch in bar:
+        epoch_start = time.perf_counter()
         model.train()
         if config.target_edge_share > 0:
             mp_pairs, target_pairs = split_pairs(train_pairs, config.target_edge_share, gen)
@@ -170,34 +320,58 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         hide_genre = cold & (torch.rand(inputs.num_tracks, generator=gen) < config.genre_dropout)
         order = torch.randperm(target_pairs.shape[1], generator=gen)
         losses = []
-        for lo in range(0, len(order), config.batch_size):
-            pos = target_pairs[:, order[lo : lo + config.batch_size]]
-            neg = _negatives(pos[1], config.loss.num_negatives, config.loss.hard_share, genre_pools, genre_idx, gen)
-            shared = torch.randint(0, inputs.num_tracks, (config.loss.num_shared_negatives,), generator=gen)
-            playlist_z, track_z = model(edge_index, edge_weight, hide_genre)
-            loss = ranking_loss(playlist_z, track_z, pos, neg, config.loss, shared)
+        for step in torch.tensor_split(order, _step_batches(len(order), config)):
+            playlist_z, track_z = net(edge_index, edge_weight, hide_genre)
+            heads = _normalise_for(config.loss, playlist_z, track_z)
+            tables = [h.detach() for h in heads]
+            grads = [torch.zeros_like(t) for t in tables]
+            step_loss = 0.0
+            for chunk_no, lo in enumerate(range(0, len(step), config.batch_size)):
+                pos = target_pairs[:, step[lo : lo + config.batch_size]]
+                # Every rank draws every chunk's negatives, so the random stream is the same on all of them.
+                neg = _negatives(pos[1], config.loss.num_negatives, config.loss.hard_share, genre_pools, genre_idx, gen)
+                shared = torch.randint(0, inputs.num_tracks, (config.loss.num_shared_negatives,), generator=gen)
+                if chunk_no % ranks.world != ranks.rank:
+                    continue
+                # Weighted so that the chunks of all ranks sum to the step's mean (DDP divides by the world size).
+                weight = pos.shape[1] / len(step) * ranks.world
+                step_loss += _chunk_loss(tables, grads, pos, neg, shared, config.loss, weight) / ranks.world
             reg = sum((e.pow(2).sum() for e in model.input_embeddings()), torch.tensor(0.0))
-            loss = loss + config.loss.weight_decay * reg / max(pos.shape[1], 1)
+            reg = config.loss.weight_decay * reg / len(step)
             opt.zero_grad()
-            loss.backward()
+            outputs, output_grads = [*heads], [*grads]
+            if reg.requires_grad:  # the design baseline with fixed playlist features has no free embeddings
+                outputs.append(reg)
+                output_grads.append(torch.ones_like(reg))
+            torch.autograd.backward(outputs, output_grads)
             opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(ranks.total(step_loss) + float(reg.detach()))
         last_loss = float(np.mean(losses))
         if not np.isfinite(last_loss):
             raise TrainingError(f"training diverged at epoch {epoch} (loss {last_loss}); lower the learning rate")
+        epoch_seconds.append(time.perf_counter() - epoch_start)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             with torch.no_grad():
                 pz, tz = model(*val_graph, val_hide)
-            recall = recall_at_k(pz, tz, train_pairs, val_pairs, config.eval_k, normalise)
-            history.append(recall)
+            recall = recall_at_k(
+                pz,
+                tz,
+                train_pairs,
+                val_pairs,
+                config.eval_k,
+                normalise,
+                max_playlists=config.eval_max_playlists,
+                generator=torch.Generator().manual_seed(config.seed),
+            )
+            recall, elapsed = ranks.agree(recall, time.perf_counter() - start)
             if np.isnan(recall) or recall > best[0]:
                 best = (recall, epoch)
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             bar.set_postfix(loss=f"{last_loss:.4f}", val_recall=f"{recall:.4f}")
             if epoch - best[1] >= config.patience:
                 break
-            if time.perf_counter() - start > config.max_seconds:
+            if elapsed > config.max_seconds:
                 log.warning("training stopped at epoch %d: time budget of %.0f s spent", epoch, config.max_seconds)
                 stopped_by_budget = True
                 break
@@ -218,6 +392,8 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         "epochs_run": float(epoch),
         "final_loss": last_loss,
         "stopped_by_time_budget": float(stopped_by_budget),
+        "seconds_per_epoch": float(np.median(epoch_seconds)),
+        "world_size": float(ranks.world),
     }
     log.info("trained %s in %.1fs: %s", config.model.kind, seconds, metrics)
     return TrainResult(

@@ -72,3 +72,42 @@ def test_design_gcn_baseline_trains(demo_catalog: Catalog) -> None:
     assert snap.info.model_kind == "design_gcn"
     assert snap.track_z.shape == (demo_catalog.num_tracks, 64)
     assert np.isfinite(snap.track_z).all()
+
+
+def test_loss_in_chunks_has_the_gradient_of_the_whole_batch() -> None:
+    import torch
+
+    from recsys.config import LossConfig
+    from recsys.train import _chunk_loss, ranking_loss
+
+    gen = torch.Generator().manual_seed(0)
+    playlists, tracks = torch.randn(40, 8, generator=gen), torch.randn(300, 8, generator=gen)
+    playlists, tracks = torch.nn.functional.normalize(playlists, dim=-1), torch.nn.functional.normalize(tracks, dim=-1)
+    pos = torch.stack([torch.randint(0, 40, (600,), generator=gen), torch.randint(0, 300, (600,), generator=gen)])
+    neg = torch.randint(0, 300, (600, 4), generator=gen)
+    neg[:10, 0] = pos[1, :10]  # some negatives are the positive itself
+    shared = torch.randint(0, 300, (32,), generator=gen)
+    shared[0] = pos[1, 0]
+    config = LossConfig()
+    p, t = playlists.clone().requires_grad_(), tracks.clone().requires_grad_()
+    whole = ranking_loss(p, t, pos, neg, config, shared)
+    expected = torch.autograd.grad(whole, [p, t])
+
+    grads = [torch.zeros_like(playlists), torch.zeros_like(tracks)]
+    total = 0.0
+    for lo in range(0, 600, 250):  # chunks of 250, 250 and 100 positives
+        chunk = slice(lo, lo + 250)
+        n = len(range(600)[chunk])
+        total += _chunk_loss([playlists, tracks], grads, pos[:, chunk], neg[chunk], shared, config, n / 600)
+    assert abs(total - float(whole)) < 1e-5
+    for got, want in zip(grads, expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_large_catalogue_epochs_make_few_steps_small_ones_one_per_batch() -> None:
+    from recsys.train import _step_batches
+
+    config = recsys.TrainConfig(batch_size=1000, max_steps_per_epoch=8)
+    assert _step_batches(900, config) == 1  # the real data: one step per epoch
+    assert _step_batches(3500, config) == 4
+    assert _step_batches(4_500_000, config) == 8  # 10M pairs: 8 steps of ~560k targets, in chunks of 1000

@@ -1,0 +1,302 @@
+"""How the product's cost grows with the catalogue: ingestion, training epoch, memory, snapshot, queries.
+
+For each size (playlist-track pairs) a synthetic catalogue is generated once (recsys.scale, Parquet, cached in
+--data-dir), then each stage runs in its own process so that its peak RSS is its own:
+  ingest  load_catalog: seconds and peak RSS
+  train   load_catalog + the default model for --epochs epochs (no time budget): seconds per epoch (median),
+          peak RSS, then the snapshot is built and saved: its size on disk
+  serve   recsys.load: seconds; similar_tracks and search p50/p99; the longest stall of an asyncio event loop
+          whose searches run in a worker thread, as the bot runs them
+Then it fits time ~ size^a on a log-log scale, extrapolates to the Million Playlist Dataset (66M pairs), and writes
+a markdown summary and log-log PNG plots.
+
+python bench/bench_scale.py [--sizes 100000 1000000 10000000] [--out docs/scale.md]   (make bench-scale)
+"""
+
+from __future__ import annotations
+
+import os
+
+# Serving as the bot serves it (bot/__main__.py): single-threaded BLAS for one query vector.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MPD_PAIRS = 66_000_000  # the Million Playlist Dataset's playlist-track pairs
+STAGES = ("ingest", "train", "serve")
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux reports KiB
+
+
+def _pct(samples: list[float]) -> tuple[float, float]:
+    ms = np.array(samples) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def _typo(text: str, rng: np.random.Generator) -> str:
+    if len(text) < 4:
+        return text
+    i = int(rng.integers(1, len(text) - 1))
+    return text[:i] + text[i + 1 :]
+
+
+def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from recsys.data import load_catalog
+
+    t = time.perf_counter()
+    catalog = load_catalog(data)
+    return {
+        "ingest_s": time.perf_counter() - t,
+        "ingest_rss_gb": _peak_rss_gb(),
+        "tracks": catalog.num_tracks,
+        "playlists": catalog.num_playlists,
+        "pairs": catalog.num_pairs,
+    }
+
+
+def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import recsys
+    from recsys.api import build_snapshot
+    from recsys.train import fit, keep_freed_memory
+
+    keep_freed_memory()  # as `musicrec train` does
+    catalog = recsys.load_catalog(data)
+    config = recsys.TrainConfig(epochs=args.epochs, eval_every=args.epochs, max_seconds=float("inf"), progress=False)
+    result = fit(catalog, config)
+    out = work / "snapshot"
+    shutil.rmtree(out, ignore_errors=True)
+    build_snapshot(catalog, result, config).save(out)
+    return {
+        "epoch_s": result.metrics["seconds_per_epoch"],
+        "train_rss_gb": _peak_rss_gb(),
+        "snapshot_mb": sum(f.stat().st_size for f in out.iterdir()) / 1e6,
+        "val_recall@20": result.metrics["val_recall@20"],
+    }
+
+
+async def event_loop_stall(snap: Any, queries: list[str], tick_s: float = 0.001) -> float:
+    """Longest delay of a 1 ms timer while the queries run one after another in a worker thread."""
+    worst = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal worst
+        while not done:
+            t = time.perf_counter()
+            await asyncio.sleep(tick_s)
+            worst = max(worst, time.perf_counter() - t - tick_s)
+
+    task = asyncio.create_task(ticker())
+    for q in queries:
+        await asyncio.to_thread(snap.search, q, 5)
+    done = True
+    await task
+    return worst
+
+
+def stage_serve(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    import recsys
+
+    t = time.perf_counter()
+    snap = recsys.load(work / "snapshot")
+    load_s = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    ids = rng.choice(snap.track_ids, size=args.queries).tolist()
+    snap.similar_tracks(ids[0], k=10)
+    similar = []
+    for tid in ids:
+        t = time.perf_counter()
+        snap.similar_tracks(tid, k=10)
+        similar.append(time.perf_counter() - t)
+    queries = []
+    for j, tid in enumerate(ids[: args.search_queries]):
+        track = snap.track(tid)
+        queries.append(_typo([track.name, f"{track.name} {track.artist}"][j % 2].lower(), rng))
+    search = []
+    for q in queries:
+        t = time.perf_counter()
+        snap.search(q, limit=5)
+        search.append(time.perf_counter() - t)
+    stall = asyncio.run(event_loop_stall(snap, queries[:100]))
+    (sim50, sim99), (s50, s99) = _pct(similar), _pct(search)
+    return {
+        "load_s": load_s,
+        "serve_rss_gb": _peak_rss_gb(),
+        "similar_p50_ms": sim50,
+        "similar_p99_ms": sim99,
+        "search_p50_ms": s50,
+        "search_p99_ms": s99,
+        "loop_stall_ms": stall * 1000,
+    }
+
+
+def _data_file(size: int, data_dir: Path) -> Path:
+    path = data_dir / f"synthetic_{size}.parquet"
+    if not path.exists():
+        from recsys.scale import ScaleConfig, write_scale
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_scale(path, ScaleConfig(pairs=size))
+    return path
+
+
+def _run_stage(stage: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    _data_file(size, args.data_dir)  # generated here, once, not inside a timed stage
+    work = args.data_dir / f"work_{size}"
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, __file__, "--stage", stage, "--size", str(size), "--data-dir", str(args.data_dir)]
+    cmd += ["--epochs", str(args.epochs), "--queries", str(args.queries), "--search-queries", str(args.search_queries)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {stage} at {size} pairs failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {stage:<6} {size:>11,} pairs: {result}", flush=True)
+    return result
+
+
+# (key, label, unit) of every measured quantity, in report order.
+METRICS = (
+    ("ingest_s", "ingestion (Parquet)", "s"),
+    ("ingest_rss_gb", "ingestion peak RSS", "GB"),
+    ("epoch_s", "training epoch", "s"),
+    ("train_rss_gb", "training peak RSS", "GB"),
+    ("snapshot_mb", "snapshot on disk", "MB"),
+    ("load_s", "snapshot load", "s"),
+    ("similar_p50_ms", "similar_tracks p50", "ms"),
+    ("similar_p99_ms", "similar_tracks p99", "ms"),
+    ("search_p50_ms", "search p50", "ms"),
+    ("search_p99_ms", "search p99", "ms"),
+    ("loop_stall_ms", "longest event-loop stall", "ms"),
+)
+
+
+def growth(sizes: list[int], values: list[float]) -> tuple[float, float]:
+    """Exponent a of value ~ size^a: least squares over all sizes, and between the two largest."""
+    x, y = np.log(sizes), np.log(np.maximum(values, 1e-9))
+    overall = float(np.polyfit(x, y, 1)[0])
+    last = float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+    return overall, last
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    import torch
+
+    sizes = [r["size"] for r in rows]
+    head = ["measure", *(f"{s:,} pairs" for s in sizes), "a (all)", "a (last two)", f"{MPD_PAIRS // 10**6}M pairs*"]
+    lines = [
+        "# Scale benchmark (bench/bench_scale.py)",
+        "",
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads. "
+        "Synthetic catalogues from recsys.scale (seed 0); "
+        f"default model, {args.epochs} epochs; {args.queries} similar_tracks and {args.search_queries} search queries "
+        "(one-typo titles and title + artist).",
+        "",
+        "| catalogue | " + " | ".join(f"{s:,} pairs" for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+        "| tracks / playlists | " + " | ".join(f"{r['tracks']:,} / {r['playlists']:,}" for r in rows) + " |",
+        "| validation Recall@20 | " + " | ".join(f"{r['val_recall@20']:.3f}" for r in rows) + " |",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for key, label, unit in METRICS:
+        values = [float(r[key]) for r in rows]
+        a_all, a_last = growth(sizes, values)
+        extrapolated = values[-1] * (MPD_PAIRS / sizes[-1]) ** max(a_last, 0.0)
+        cells = [f"{label} ({unit})", *(f"{v:.3g}" for v in values), f"{a_all:.2f}", f"{a_last:.2f}"]
+        lines.append("| " + " | ".join([*cells, f"{extrapolated:.3g}"]) + " |")
+    lines += [
+        "",
+        "a: fitted exponent of value ~ pairs^a (log-log least squares over all sizes; and between the two largest, "
+        "which small-size overheads distort least). *Extrapolated from the largest size with the last-two exponent "
+        "(floored at 0): a paper estimate, not a measurement.",
+        "",
+        "![time](scale_time.png) ![memory](scale_memory.png) ![latency](scale_latency.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plots(rows: list[dict[str, Any]], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = np.array([r["size"] for r in rows], dtype=float)
+    groups = {
+        "scale_time.png": ("seconds", ("ingest_s", "epoch_s", "load_s")),
+        "scale_memory.png": ("GB (RSS) / GB (disk)", ("ingest_rss_gb", "train_rss_gb", "snapshot_mb")),
+        "scale_latency.png": ("milliseconds", ("similar_p99_ms", "search_p99_ms", "loop_stall_ms")),
+    }
+    labels = {k: f"{label} ({unit})" for k, label, unit in METRICS}
+    for name, (ylabel, keys) in groups.items():
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for key in keys:
+            values = np.array([float(r[key]) for r in rows]) / (1000.0 if key == "snapshot_mb" else 1.0)
+            a_all, _ = growth(list(sizes.astype(int)), list(values))
+            label = labels[key].replace("(MB)", "(GB)")
+            ax.loglog(sizes, values, "o-", label=f"{label}, a={a_all:.2f}")
+        ax.loglog(sizes, sizes / sizes[0] * ax.get_ylim()[0] * 2, ":", color="grey", label="linear (a=1)")
+        ax.set_xlabel("playlist-track pairs")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--data-dir", type=Path, default=Path("data/scale"), help="generated catalogues (cached)")
+    parser.add_argument("--out", type=Path, default=Path("docs/scale.md"))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--search-queries", type=int, default=300)
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.stage:  # a worker process: one stage, one JSON line on stdout
+        import logging
+
+        logging.disable(logging.WARNING)
+        run = {"ingest": stage_ingest, "train": stage_train, "serve": stage_serve}[args.stage]
+        result = run(_data_file(args.size, args.data_dir), args.data_dir / f"work_{args.size}", args)
+        print(json.dumps(result))
+        return
+
+    rows = []
+    for size in sorted(args.sizes):
+        row: dict[str, Any] = {"size": size}
+        for stage in STAGES:
+            row |= _run_stage(stage, size, args)
+        rows.append(row)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    plots(rows, args.out.parent)
+    text = report(rows, args)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
