@@ -77,12 +77,13 @@ def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     catalog = recsys.load_catalog(data)
     config = recsys.TrainConfig(epochs=args.epochs, eval_every=args.epochs, max_seconds=float("inf"), progress=False)
     result = fit(catalog, config)
+    train_rss = _peak_rss_gb()  # before the snapshot (name index, ANN index) is built
     out = work / "snapshot"
     shutil.rmtree(out, ignore_errors=True)
     build_snapshot(catalog, result, config).save(out)
     return {
         "epoch_s": result.metrics["seconds_per_epoch"],
-        "train_rss_gb": _peak_rss_gb(),
+        "train_rss_gb": train_rss,
         "snapshot_mb": sum(f.stat().st_size for f in out.iterdir()) / 1e6,
         "val_recall@20": result.metrics["val_recall@20"],
     }
