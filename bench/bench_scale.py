@@ -83,6 +83,7 @@ def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     build_snapshot(catalog, result, config).save(out)
     return {
         "epoch_s": result.metrics["seconds_per_epoch"],
+        "loss_share": result.metrics["loss_share_of_epoch"],
         "train_rss_gb": train_rss,
         "snapshot_mb": sum(f.stat().st_size for f in out.iterdir()) / 1e6,
         "val_recall@20": result.metrics["val_recall@20"],
@@ -212,6 +213,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "|---|" + "---|" * len(sizes),
         "| tracks / playlists | " + " | ".join(f"{r['tracks']:,} / {r['playlists']:,}" for r in rows) + " |",
         "| validation Recall@20 | " + " | ".join(f"{r['val_recall@20']:.3f}" for r in rows) + " |",
+        "| share of an epoch in the loss chunks | " + " | ".join(f"{r['loss_share']:.0%}" for r in rows) + " |",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),

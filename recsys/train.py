@@ -306,7 +306,10 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     )
     last_loss = float("nan")
     stopped_by_budget = False
+    # Where an epoch's time goes: the loss chunks (split across ranks) versus the rest (repeated on each rank).
     epoch_seconds: list[float] = []
+    loss_seconds: list[float] = []
+    propagation_seconds = 0.0
     for epoch in bar:
         epoch_start = time.perf_counter()
         model.train()
@@ -320,9 +323,12 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         hide_genre = cold & (torch.rand(inputs.num_tracks, generator=gen) < config.genre_dropout)
         order = torch.randperm(target_pairs.shape[1], generator=gen)
         losses = []
+        loss_start = time.perf_counter()
         for step in torch.tensor_split(order, _step_batches(len(order), config)):
+            propagation_start = time.perf_counter()
             playlist_z, track_z = net(edge_index, edge_weight, hide_genre)
             heads = _normalise_for(config.loss, playlist_z, track_z)
+            propagation_seconds += time.perf_counter() - propagation_start
             tables = [h.detach() for h in heads]
             grads = [torch.zeros_like(t) for t in tables]
             step_loss = 0.0
@@ -339,17 +345,21 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
             reg = sum((e.pow(2).sum() for e in model.input_embeddings()), torch.tensor(0.0))
             reg = config.loss.weight_decay * reg / len(step)
             opt.zero_grad()
+            propagation_start = time.perf_counter()
             outputs, output_grads = [*heads], [*grads]
             if reg.requires_grad:  # the design baseline with fixed playlist features has no free embeddings
                 outputs.append(reg)
                 output_grads.append(torch.ones_like(reg))
             torch.autograd.backward(outputs, output_grads)
             opt.step()
+            propagation_seconds += time.perf_counter() - propagation_start
             losses.append(ranks.total(step_loss) + float(reg.detach()))
         last_loss = float(np.mean(losses))
         if not np.isfinite(last_loss):
             raise TrainingError(f"training diverged at epoch {epoch} (loss {last_loss}); lower the learning rate")
         epoch_seconds.append(time.perf_counter() - epoch_start)
+        loss_seconds.append(time.perf_counter() - loss_start - propagation_seconds)
+        propagation_seconds = 0.0
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             model.eval()
             with torch.no_grad():
@@ -393,6 +403,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         "final_loss": last_loss,
         "stopped_by_time_budget": float(stopped_by_budget),
         "seconds_per_epoch": float(np.median(epoch_seconds)),
+        "loss_share_of_epoch": float(np.sum(loss_seconds) / np.sum(epoch_seconds)),
         "world_size": float(ranks.world),
     }
     log.info("trained %s in %.1fs: %s", config.model.kind, seconds, metrics)

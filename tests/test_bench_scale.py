@@ -1,0 +1,42 @@
+"""`make bench-scale` at toy sizes: every stage runs in its own process and the report, JSON and plots appear."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_scale import growth  # noqa: E402
+
+
+def test_growth_exponent_of_a_planted_power_law() -> None:
+    sizes = [100_000, 1_000_000, 10_000_000]
+    overall, last = growth(sizes, [3.0 * (s / 1e5) ** 1.25 for s in sizes])
+    assert overall == pytest.approx(1.25) and last == pytest.approx(1.25)
+    overall, last = growth(sizes, [1.0, 10.0, 50.0])  # growth slowing down at the top
+    assert last == pytest.approx(np.log10(5.0))  # x5 over a tenfold size
+    assert overall > last
+
+
+@pytest.mark.timeout(600)
+def test_scale_benchmark_runs_end_to_end_at_toy_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "docs" / "scale.md"
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_scale.py"), "--sizes", "3000", "6000", "--epochs", "2"]
+    cmd += ["--queries", "50", "--search-queries", "20", "--data-dir", str(tmp_path / "data"), "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [r["size"] for r in rows] == [3000, 6000]
+    assert all(r["pairs"] == r["size"] for r in rows)  # the generator writes exactly that many pairs
+    assert all(r["epoch_s"] > 0 and r["train_rss_gb"] > 0 and r["snapshot_mb"] > 0 for r in rows)
+    report = out.read_text()
+    assert "| training epoch (s) |" in report and "66M pairs" in report
+    for name in ("scale_time.png", "scale_memory.png", "scale_latency.png"):
+        assert (out.parent / name).read_bytes()[:4] == b"\x89PNG"
