@@ -102,10 +102,8 @@ def _child_init() -> None:
         os.nice(10)
     import torch
 
-    from recsys.train import keep_freed_memory
-
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    keep_freed_memory()
+    recsys.keep_freed_memory()
 
 
 def train_validate_save(

@@ -19,6 +19,7 @@ from recsys.errors import (
     UnknownTrackError,
 )
 from recsys.snapshot import SearchHit, Snapshot, SnapshotInfo, Track, fold, load
+from recsys.train import keep_freed_memory
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "UnknownPlaylistError",
     "UnknownTrackError",
     "fold",
+    "keep_freed_memory",
     "load",
     "load_catalog",
     "train",
