@@ -99,7 +99,7 @@ def test_loss_in_chunks_has_the_gradient_of_the_whole_batch() -> None:
         chunk = slice(lo, lo + 250)
         n = len(range(600)[chunk])
         total += _chunk_loss([playlists, tracks], grads, pos[:, chunk], neg[chunk], shared, config, n / 600)
-    assert abs(total - float(whole)) < 1e-5
+    assert abs(total - whole.detach().item()) < 1e-5
     for got, want in zip(grads, expected, strict=True):
         assert torch.allclose(got, want, atol=1e-6)
 
