@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_core import typo  # bench/ is on sys.path when this file runs as a script
 
 MPD_PAIRS = 66_000_000  # the Million Playlist Dataset's playlist-track pairs
 STAGES = ("ingest", "train", "serve")
@@ -45,13 +46,6 @@ def _peak_rss_gb() -> float:
 def _pct(samples: list[float]) -> tuple[float, float]:
     ms = np.array(samples) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-
-
-def _typo(text: str, rng: np.random.Generator) -> str:
-    if len(text) < 4:
-        return text
-    i = int(rng.integers(1, len(text) - 1))
-    return text[:i] + text[i + 1 :]
 
 
 def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -127,7 +121,7 @@ def stage_serve(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     queries = []
     for j, tid in enumerate(ids[: args.search_queries]):
         track = snap.track(tid)
-        queries.append(_typo([track.name, f"{track.name} {track.artist}"][j % 2].lower(), rng))
+        queries.append(typo([track.name, f"{track.name} {track.artist}"][j % 2].lower(), rng))
     search = []
     for q in queries:
         t = time.perf_counter()

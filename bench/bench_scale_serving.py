@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_core import typo
 from bench_scale import event_loop_stall  # bench/ is on sys.path when this file runs as a script
 
 from recsys.ann import AnnConfig, AnnIndex
@@ -66,13 +67,6 @@ def _pct(samples: list[float]) -> str:
     return f"{np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f}"
 
 
-def _typo(text: str, rng: np.random.Generator) -> str:
-    if len(text) < 4:
-        return text
-    i = int(rng.integers(1, len(text) - 1))
-    return text[:i] + text[i + 1 :]
-
-
 def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, str]:
     rng = np.random.default_rng(1)
     arrays = synthetic_arrays(num_tracks)
@@ -112,7 +106,7 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
     texts = []
     for j, i in enumerate(picks.tolist()):
         title, artist = str(arrays["track_names"][i]), str(arrays["track_artists"][i])
-        texts.append(_typo([title, f"{title} {artist}", artist][j % 3], rng))
+        texts.append(typo([title, f"{title} {artist}", artist][j % 3], rng))
     lat_search, lat_search_full, same_top = [], [], []
     for j, text in enumerate(texts):
         t = time.perf_counter()

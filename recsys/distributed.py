@@ -11,8 +11,10 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
+import torch
 import torch.distributed as dist
 
 from recsys.errors import TrainingError
@@ -25,16 +27,41 @@ def launched_distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def rank() -> int:
-    """This process's rank (0 when not distributed)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a torch.distributed group (world 1 when training alone)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> Ranks:
+        if dist.is_available() and dist.is_initialized():
+            return cls(rank=dist.get_rank(), world=dist.get_world_size())
+        return cls()
+
+    def agree(self, *values: float) -> list[float]:
+        """Rank 0's values on every rank, so that all ranks take the same stop decisions."""
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.broadcast(t, src=0)
+        return t.tolist()
+
+    def total(self, value: float) -> float:
+        """The sum of value over all ranks."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t)
 
 
 @contextmanager
 def process_group(timeout_s: float = 1800.0) -> Iterator[int]:
     """Join the torchrun group for the duration of the block and yield this process's rank (0 alone)."""
     if not launched_distributed() or (dist.is_available() and dist.is_initialized()):
-        yield rank()
+        yield Ranks.current().rank
         return
     if not dist.is_available():  # pragma: no cover - every PyPI wheel has torch.distributed
         raise TrainingError("WORLD_SIZE > 1 but this torch build has no torch.distributed")

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 
 from recsys.config import LossConfig, TrainConfig
 from recsys.data import Catalog
+from recsys.distributed import Ranks
 from recsys.errors import TrainingError
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
 from recsys.model import build_model, normalised_adjacency
@@ -32,7 +32,7 @@ def keep_freed_memory() -> bool:
     """Make glibc serve every allocation from its heap and keep freed memory for reuse.
 
     A training step allocates and frees tensors of hundreds of MB; by default glibc maps each one afresh and its
-    pages fault in on first touch (at 10M pairs ~20 s of system time per epoch). Process-wide, so it is called
+    pages fault in again on first touch, a large share of a 10M-pair epoch. Process-wide, so it is called
     by the processes that exist to train (musicrec train, the bot's retraining child, the benchmarks), not by
     fit(). Returns whether it applied (glibc only)."""
     try:
@@ -228,36 +228,6 @@ def _chunk_loss(
     return float(value.detach())
 
 
-@dataclass(frozen=True)
-class _Dist:
-    """This process's place in a torch.distributed group (world 1 when training alone)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @classmethod
-    def current(cls) -> _Dist:
-        if dist.is_available() and dist.is_initialized():
-            return cls(rank=dist.get_rank(), world=dist.get_world_size())
-        return cls()
-
-    def agree(self, *values: float) -> list[float]:
-        """Rank 0's values on every rank, so that all ranks take the same stop decisions."""
-        if self.world == 1:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
-        dist.broadcast(t, src=0)
-        return t.tolist()
-
-    def total(self, value: float) -> float:
-        """The sum of value over all ranks."""
-        if self.world == 1:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(t)
-        return float(t)
-
-
 def _step_batches(num_targets: int, config: TrainConfig) -> int:
     """Optimisation steps in an epoch: one per batch_size targets, at most max_steps_per_epoch (each step
     propagates over the whole graph, which dominates on large catalogues; its batch then grows instead)."""
@@ -275,7 +245,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     DistributedDataParallel averages the gradients: the same steps as one process, split across processes.
     """
     start = time.perf_counter()
-    ranks = _Dist.current()
+    ranks = Ranks.current()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
