@@ -26,8 +26,21 @@ class NameIndexConfig:
 class NameIndex:
     """Inverted index word -> track rows over processed titles and artists."""
 
-    def __init__(self, titles: Sequence[str], artists: Sequence[str], config: NameIndexConfig | None = None) -> None:
+    # Its arrays inside a snapshot's arrays.npz: saved with the snapshot, so a load does not rebuild it.
+    KEYS = ("name_index_vocab", "name_index_rows", "name_index_ptr")
+
+    def __init__(
+        self, vocab: list[str], rows: np.ndarray, ptr: np.ndarray, size: int, config: NameIndexConfig | None = None
+    ) -> None:
         self.config = config or NameIndexConfig()
+        self._vocab = vocab  # [V] words
+        self._rows = rows  # postings, grouped by word
+        self._ptr = ptr  # [V + 1] word w's postings are rows[ptr[w]:ptr[w + 1]]
+        self._size = size
+
+    @classmethod
+    def build(cls, titles: Sequence[str], artists: Sequence[str], config: NameIndexConfig | None = None) -> NameIndex:
+        """Index the words of every processed "title artist"."""
         vocab: dict[str, int] = {}
         words: list[int] = []
         rows: list[int] = []
@@ -37,10 +50,23 @@ class NameIndex:
                 rows.append(row)
         word_ids = np.asarray(words, dtype=np.int64)
         order = np.argsort(word_ids, kind="stable")
-        self._rows = np.asarray(rows, dtype=np.int64)[order]  # postings, grouped by word
-        self._ptr = np.searchsorted(word_ids[order], np.arange(len(vocab) + 1))  # [V + 1]
-        self._vocab = list(vocab)
-        self._size = len(titles)
+        ptr = np.searchsorted(word_ids[order], np.arange(len(vocab) + 1))
+        return cls(list(vocab), np.asarray(rows, dtype=np.int64)[order], ptr, len(titles), config)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The index as plain arrays for the snapshot's npz (no pickle)."""
+        return dict(zip(self.KEYS, (np.array(self._vocab, dtype=str), self._rows, self._ptr), strict=True))
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], size: int, config: NameIndexConfig | None = None
+    ) -> NameIndex | None:
+        """The saved index, or None when it is missing or does not fit a catalogue of `size` names."""
+        if not all(k in arrays for k in cls.KEYS):
+            return None
+        vocab, rows, ptr = (arrays[k] for k in cls.KEYS)
+        fits = len(ptr) == len(vocab) + 1 and int(ptr[-1]) == len(rows) and (not len(rows) or int(rows.max()) < size)
+        return cls(vocab.tolist(), rows, ptr, size, config) if fits else None
 
     def candidates(self, query: str, popularity: np.ndarray) -> np.ndarray:
         """Rows sharing the most matching words with the processed query (empty when no word matches)."""

@@ -141,11 +141,11 @@ class Snapshot:
         self._song = _song_keys_folded(self._titles, self._artists_proc)
         self._combined = [f"{t} {a}" for t, a in zip(self._titles, self._artists_proc, strict=True)]
         name_index_config = name_index_config or NameIndexConfig()
-        self._name_index = (
-            NameIndex(self._titles, self._artists_proc, name_index_config)
-            if len(self._titles) >= name_index_config.min_items
-            else None
-        )
+        self._name_index = None
+        if len(self._titles) >= name_index_config.min_items:
+            self._name_index = NameIndex.from_arrays(arrays, len(self._titles), name_index_config) or NameIndex.build(
+                self._titles, self._artists_proc, name_index_config
+            )
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self._ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
         if self._ann is not None:
@@ -417,6 +417,8 @@ class Snapshot:
             arrays = dict(self._arrays)
             if self._ann is not None and ann.INDEX_KEY not in arrays:
                 arrays[ann.INDEX_KEY] = self._ann.to_array()  # saved with the snapshot: no rebuild at load
+            if self._name_index is not None:
+                arrays |= self._name_index.to_arrays()
             with open(arrays_path, "wb") as fh:
                 np.savez(fh, **arrays)  # type: ignore[arg-type]
                 fh.flush()

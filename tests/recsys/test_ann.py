@@ -145,3 +145,31 @@ def test_prefiltered_search_finds_what_the_full_scan_finds(exact: Snapshot) -> N
     assert filtered.search("") == [] and filtered.search("neon", limit=0) == []
     # No word in common with any name: falls back to the full scan rather than returning nothing.
     assert [h.track.track_id for h in filtered.search("zzqx")] == [h.track.track_id for h in exact.search("zzqx")]
+
+
+def test_name_index_is_saved_with_the_snapshot_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsys.name_index import NameIndex
+
+    config = NameIndexConfig(min_items=0, max_candidates=300)
+    built = _snapshot(NO_ANN, planted_arrays(), name_index_config=config)
+    built.save(tmp_path / "m")
+    with np.load(tmp_path / "m" / ARRAYS_FILE, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    assert set(NameIndex.KEYS) <= set(arrays)
+
+    def no_build(*args: object, **kwargs: object) -> NameIndex:
+        raise AssertionError("the saved name index should be loaded, not rebuilt")
+
+    monkeypatch.setattr(NameIndex, "build", no_build)
+    loaded = _snapshot(NO_ANN, arrays, name_index_config=config)
+    for query in ["velvet silver 1234", "midnite crimson 77", "artist 42"]:
+        assert [(h.track.track_id, h.match) for h in loaded.search(query)] == [
+            (h.track.track_id, h.match) for h in built.search(query)
+        ], query
+    # An index that does not fit the catalogue (here: saved for more names than there are) is rebuilt.
+    monkeypatch.undo()
+    arrays["name_index_rows"] = arrays["name_index_rows"] + len(arrays["track_ids"])
+    assert NameIndex.from_arrays(arrays, len(arrays["track_ids"])) is None
+    rebuilt = _snapshot(NO_ANN, arrays, name_index_config=config)
+    ids = [[h.track.track_id for h in snap.search("artist 42")] for snap in (rebuilt, built)]
+    assert ids[0] == ids[1]
