@@ -76,7 +76,7 @@ class TrainConfig:
     # Target edges per optimisation step, and per chunk of the loss; the real data has ~13k targets per epoch,
     # so one step per epoch.
     batch_size: int = 16384
-    # Each step propagates over the whole graph and back (~3 s at 10M pairs on 2 cores), so on large catalogues
+    # Each step propagates over the whole graph and back (seconds at 10M pairs on 2 cores), so on large catalogues
     # an epoch makes at most this many steps, each over a batch of targets/max_steps_per_epoch computed in chunks
     # of batch_size (bounded memory); catalogues under ~130k pairs (the real data) are unaffected.
     max_steps_per_epoch: int = 4

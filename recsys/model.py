@@ -37,7 +37,7 @@ def propagate(conv: LGConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor |
 class PooledDropout(nn.Dropout):
     """nn.Dropout, except that above pool_rows rows each row takes its mask from a pool of pool_rows random rows.
 
-    CPU random numbers cost ~3 ns each: plain dropout over 500k tracks x 128 units took ~0.4 s of every step at 10M
+    CPU random numbers are slow: plain dropout over 500k tracks x 128 units was a sizeable part of every step at 10M
     pairs. Each unit is still dropped with probability p; rows that draw the same pool row share a mask. Up to
     pool_rows rows (the real data has 28k tracks) it is exactly nn.Dropout."""
 
