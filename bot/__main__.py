@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.model_dir,
         min_metrics=settings.retrain_min_metrics,
         retrain_timeout_s=settings.retrain_timeout_minutes * 60,
+        train_config=settings.train_config(),
     )
     application = build_application(settings, service)
     if settings.webhook_url:

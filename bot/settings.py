@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import recsys
+
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 
 
@@ -39,8 +41,11 @@ class BotSettings(BaseSettings):
     # Scheduled retraining: an interval in minutes or a crontab line (not both). Neither: only /retrain.
     retrain_interval_minutes: float | None = Field(default=None, gt=0)
     retrain_cron: str | None = None
-    # A training run longer than this is killed and reported as failed; the real data takes ~1 minute.
+    # A training run longer than this is killed and reported as failed; the real data takes under a minute.
     retrain_timeout_minutes: float = Field(default=30.0, gt=0)
+    # Training's own time budget: past it, training stops and keeps its best validated epoch. Unset: the library's
+    # default (TrainConfig.max_seconds, 110 s), plenty for the real data; millions of pairs need more.
+    train_budget_minutes: float | None = Field(default=None, gt=0)
     # A new model is swapped in only if each named metric is at least this value, e.g. {"recall@20": 0.05}.
     retrain_min_metrics: dict[str, float] = Field(default_factory=dict)
     # Bot API server; change it for a self-hosted Bot API server or the tests' fake server.
@@ -101,6 +106,12 @@ class BotSettings(BaseSettings):
         if self.retrain_interval_minutes is not None and self.retrain_cron is not None:
             raise ValueError("set MUSICREC_RETRAIN_INTERVAL_MINUTES or MUSICREC_RETRAIN_CRON, not both")
         return self
+
+    def train_config(self) -> recsys.TrainConfig | None:
+        """What a retrain trains with (None: the library's defaults)."""
+        if self.train_budget_minutes is None:
+            return None
+        return recsys.TrainConfig(progress=False, max_seconds=self.train_budget_minutes * 60)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user may run admin commands."""

@@ -139,6 +139,7 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
         model_dir,
         min_metrics=settings.retrain_min_metrics,
         retrain_timeout_s=settings.retrain_timeout_minutes * 60,
+        train_config=settings.train_config(),
     )
     async with LocalBotAPI(LOCAL_TOKEN) as api:
         local = settings.model_copy(

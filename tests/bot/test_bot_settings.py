@@ -63,3 +63,13 @@ def test_env_example_documents_every_setting_and_parses() -> None:
         assert f"MUSICREC_{name.upper()}=" in text, f"MUSICREC_{name.upper()} is not in .env.example"
     settings = BotSettings(_env_file=example)  # type: ignore[call-arg]
     assert settings.bot_token is None and settings.retrain_interval_minutes is None
+
+
+def test_training_budget_reaches_the_retrain_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert BotSettings(_env_file=None).train_config() is None  # type: ignore[call-arg]  # the library's defaults
+    monkeypatch.setenv("MUSICREC_TRAIN_BUDGET_MINUTES", "45")
+    config = BotSettings(_env_file=None).train_config()  # type: ignore[call-arg]
+    assert config is not None and config.max_seconds == 2700 and not config.progress
+    monkeypatch.setenv("MUSICREC_TRAIN_BUDGET_MINUTES", "0")
+    with pytest.raises(ValidationError):
+        BotSettings(_env_file=None)  # type: ignore[call-arg]
