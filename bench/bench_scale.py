@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_core import typo  # bench/ is on sys.path when this file runs as a script
+from bench_core import percentiles, typo  # bench/ is on sys.path when this file runs as a script
 
 MPD_PAIRS = 66_000_000  # the Million Playlist Dataset's playlist-track pairs
 STAGES = ("ingest", "train", "serve")
@@ -41,11 +41,6 @@ STAGES = ("ingest", "train", "serve")
 
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux reports KiB
-
-
-def _pct(samples: list[float]) -> tuple[float, float]:
-    ms = np.array(samples) * 1000
-    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
 def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -128,7 +123,7 @@ def stage_serve(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
         snap.search(q, limit=5)
         search.append(time.perf_counter() - t)
     stall = asyncio.run(event_loop_stall(snap, queries[:100]))
-    (sim50, sim99), (s50, s99) = _pct(similar), _pct(search)
+    (sim50, sim99), (s50, s99) = percentiles(similar), percentiles(search)
     return {
         "load_s": load_s,
         "serve_rss_gb": _peak_rss_gb(),

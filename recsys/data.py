@@ -292,15 +292,16 @@ class _Majority:
         if not self.parts:
             return out.astype(str)
         track, label, row = np.concatenate(self.parts, axis=1)
-        key = track * max(len(self.labels), 1) + label
+        width = max(len(self.labels), 1)  # key = track * width + label
+        key = track * width + label
         uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
         first_row = row[first]
         # Per track: highest count first, then the earliest row.
-        order = np.lexsort((first_row, -counts, uniq // max(len(self.labels), 1)))
-        best_tracks = uniq[order] // max(len(self.labels), 1)
+        order = np.lexsort((first_row, -counts, uniq // width))
+        best_tracks = uniq[order] // width
         winners = order[np.r_[True, best_tracks[1:] != best_tracks[:-1]]]
         vocab = np.array(list(self.labels.index), dtype=object)
-        out[uniq[winners] // max(len(self.labels), 1)] = vocab[uniq[winners] % max(len(self.labels), 1)]
+        out[uniq[winners] // width] = vocab[uniq[winners] % width]
         return out.astype(str)
 
 
