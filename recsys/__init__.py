@@ -19,7 +19,7 @@ from recsys.errors import (
     UnknownTrackError,
 )
 from recsys.snapshot import SearchHit, Snapshot, SnapshotInfo, Track, fold, load
-from recsys.train import keep_freed_memory
+from recsys.train import keep_freed_memory, metric_names
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ __all__ = [
     "keep_freed_memory",
     "load",
     "load_catalog",
+    "metric_names",
     "train",
     "train_catalog",
 ]

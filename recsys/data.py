@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pandas as pd
 
 from recsys.config import DataConfig
 from recsys.errors import DataError
+from recsys.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,8 @@ def resolve_data_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The data fingerprint of a file as load_catalog records it: the sha256 of its bytes."""
+    return sha256_file(path)
 
 
 # Rows per chunk: bounds the loader's memory (~300 MB of pandas strings per chunk) whatever the file's size.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from rapidfuzz import fuzz, process, utils
 
 from recsys import ann
 from recsys.errors import InvalidQueryError, SnapshotError, UnknownPlaylistError, UnknownTrackError
+from recsys.files import fsync_dir, sha256_file
 from recsys.name_index import NameIndex, NameIndexConfig
 
 log = logging.getLogger(__name__)
@@ -424,7 +424,7 @@ class Snapshot:
                 fh.flush()
                 os.fsync(fh.fileno())
             meta = dataclasses.asdict(self.info)
-            meta["arrays_sha256"] = _sha256(arrays_path)
+            meta["arrays_sha256"] = sha256_file(arrays_path)
             with open(tmp / META_FILE, "w", encoding="utf-8") as fh:
                 json.dump(meta, fh, indent=1, sort_keys=True)
                 fh.flush()
@@ -435,7 +435,7 @@ class Snapshot:
                     shutil.rmtree(previous)
                 os.replace(target, previous)
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -483,25 +483,6 @@ def name_score(query: str, name: str) -> float:
     return float(name_scores(query, [name])[0])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _load_dir(directory: Path) -> Snapshot:
     meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
     if not meta_path.is_file() or not arrays_path.is_file():
@@ -515,7 +496,7 @@ def _load_dir(directory: Path) -> Snapshot:
             f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this recsys reads "
             f"format {FORMAT_VERSION}: retrain with 'musicrec train'"
         )
-    if meta.get("arrays_sha256") != _sha256(arrays_path):
+    if meta.get("arrays_sha256") != sha256_file(arrays_path):
         raise SnapshotError(f"{str(arrays_path)!r} does not match its checksum: the snapshot is corrupt or partial")
     try:
         with np.load(arrays_path, allow_pickle=False) as data:

@@ -228,6 +228,21 @@ def _chunk_loss(
     return float(value.detach())
 
 
+def metric_names(config: TrainConfig | None = None) -> tuple[str, ...]:
+    """The names of the metrics fit() records in TrainResult.metrics (and a snapshot in info.metrics)."""
+    eval_k = (config or TrainConfig()).eval_k
+    return (
+        f"val_recall@{eval_k}",
+        "best_epoch",
+        "epochs_run",
+        "final_loss",
+        "stopped_by_time_budget",
+        "seconds_per_epoch",
+        "loss_share_of_epoch",
+        "world_size",
+    )
+
+
 def _step_batches(num_targets: int, config: TrainConfig) -> int:
     """Optimisation steps in an epoch: one per batch_size targets, at most max_steps_per_epoch (each step
     propagates over the whole graph, which dominates on large catalogues; its batch then grows instead)."""
@@ -376,6 +391,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         "loss_share_of_epoch": float(np.sum(loss_seconds) / np.sum(epoch_seconds)),
         "world_size": float(ranks.world),
     }
+    assert tuple(metrics) == metric_names(config), "metric_names() must list what fit() records"
     log.info("trained %s in %.1fs: %s", config.model.kind, seconds, metrics)
     return TrainResult(
         playlist_z=F.normalize(playlist_z, dim=-1).numpy().astype(np.float32),
