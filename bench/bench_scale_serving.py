@@ -81,7 +81,7 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
     t = time.perf_counter()
     approx = Snapshot(dict(arrays), info, ann_config=always, name_index_config=NameIndexConfig(min_items=0))
     init_approx = time.perf_counter() - t
-    assert approx._ann is not None, "faiss is not installed: pip install 'musicrec[ann]'"
+    assert approx.ann is not None, "faiss is not installed: pip install 'musicrec[ann]'"
     t = time.perf_counter()
     AnnIndex.build(arrays["track_z"], always)
     ann_build = time.perf_counter() - t

@@ -1,25 +1,26 @@
 """The one object the bot uses to talk to recsys: serves the current snapshot and retrains it in another process.
 
-Queries run in a worker thread so the event loop stays responsive; a retrain trains, validates and saves in a
-spawned process, then the parent loads the saved snapshot and swaps one reference.
+Queries run in a worker thread so the event loop stays responsive. A retrain holds the model directory's lock,
+trains, validates and stages a snapshot in a spawned process that the service owns, loads and checks the staged
+copy, promotes it with one rename and swaps one reference: disk and memory never disagree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import logging
 import math
 import multiprocessing
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import recsys
 import recsys.data
@@ -27,29 +28,11 @@ import recsys.data
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MatchConfig:
-    """When a fuzzy search counts as a clear match, a choice, or nothing."""
-
-    # rapidfuzz scores 0..100; at 90 a title is the same modulo case, punctuation or a small typo.
-    clear_score: float = 90.0
-    # The runner-up must trail by this much, otherwise the same title by several artists would be guessed.
-    clear_margin: float = 8.0
-    # Below this the best hit is a different song; we say so and only offer the names as suggestions. WRatio gives
-    # ~70-77 to keyboard mashing against short real names (e.g. artist "W&W"), so the floor sits above that.
-    min_score: float = 80.0
-    # Telegram shows about five buttons without scrolling on a phone.
-    max_choices: int = 5
-    # Candidates this far below the best one are other songs ("Adore You" for "Shape of You"), not choices.
-    choice_window: float = 12.0
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What a user's text matched: one clear track, several candidates, or none (with the closest names)."""
-
-    kind: Literal["match", "ambiguous", "none"]
-    hits: tuple[recsys.SearchHit, ...]
+# Name resolution is recsys's (the CLI takes the same decision); the bot names them here for its handlers.
+MatchConfig = recsys.MatchConfig
+Resolution = recsys.Resolution
+# A child that does not end within this many seconds of SIGTERM is killed.
+CHILD_EXIT_GRACE_S = 3.0
 
 
 class RetrainBusyError(RuntimeError):
@@ -60,10 +43,15 @@ class RetrainRejectedError(RuntimeError):
     """A freshly trained snapshot failed validation and was not saved."""
 
 
+class RetrainFailedError(RuntimeError):
+    """The training process reported a failure (its description) or died without answering."""
+
+
 @dataclass(frozen=True)
 class RetrainOutcome:
     """The result of one retrain attempt, for the admins."""
 
+    # "unchanged": a scheduled run found the data as the serving model (or the last failed run) saw it.
     status: Literal["swapped", "unchanged", "failed"]
     info: recsys.SnapshotInfo | None  # the model serving after the attempt
     previous_version: str | None
@@ -106,28 +94,59 @@ def _child_init() -> None:
     recsys.keep_freed_memory()
 
 
-def train_validate_save(
+def train_validate_stage(
     data_path: str,
     model_dir: str,
     train_config: recsys.TrainConfig | None,
     min_metrics: dict[str, float],
-    log_level: int = logging.INFO,
-) -> str:
-    """Runs in the child process: train, refuse an invalid snapshot, save atomically; returns the new version."""
-    logging.basicConfig(level=log_level, format="%(asctime)s retrain %(levelname)s %(name)s: %(message)s")
+) -> tuple[str, str]:
+    """Train, refuse an invalid snapshot, stage it beside the model directory; (staged path, version)."""
     # A progress bar would only scribble over the bot's log (or the terminal chat).
     config = train_config if train_config is not None else recsys.TrainConfig(progress=False)
     snapshot = recsys.train(data_path, config=config)
     problems = validate_snapshot(snapshot, min_metrics)
     if problems:
         raise RetrainRejectedError("the new model was rejected: " + "; ".join(problems))
-    snapshot.save(model_dir)
-    return snapshot.info.version
+    return str(snapshot.stage(model_dir)), snapshot.info.version
+
+
+def _child_main(conn: Connection, log_level: int, *args: Any) -> None:
+    """The retraining process: one answer on the pipe, ("ok", staged, version) or ("error", description)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s retrain %(levelname)s %(name)s: %(message)s")
+    _child_init()
+    try:
+        conn.send(("ok", *train_validate_stage(*args)))
+    except Exception as exc:
+        conn.send(("error", _describe(exc)))
+    finally:
+        conn.close()
+
+
+async def _answer(conn: Connection) -> Any:
+    """The child's one message, awaited without a thread; EOFError when it died without answering."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(conn.fileno(), readable.set)
+    try:
+        await readable.wait()
+    finally:
+        loop.remove_reader(conn.fileno())
+    return conn.recv()
+
+
+def _end(process: BaseProcess) -> None:
+    """Stop a child for good: SIGTERM, then SIGKILL after the grace period."""
+    if process.is_alive():
+        process.terminate()
+        process.join(CHILD_EXIT_GRACE_S)
+    if process.is_alive():
+        process.kill()
+        process.join(CHILD_EXIT_GRACE_S)
 
 
 @dataclass
 class MusicService:
-    """Holds the serving snapshot; answers queries off the event loop; retrains under one lock."""
+    """Holds the serving snapshot; answers queries off the event loop; retrains one at a time."""
 
     data_path: Path
     model_dir: Path
@@ -135,11 +154,13 @@ class MusicService:
     train_config: recsys.TrainConfig | None = None
     min_metrics: Mapping[str, float] = field(default_factory=dict)
     retrain_timeout_s: float = 1800.0
-    match: MatchConfig = field(default_factory=MatchConfig)
+    match: recsys.MatchConfig = field(default_factory=recsys.MatchConfig)
     _snapshot: recsys.Snapshot | None = field(default=None, init=False, repr=False)
     # Set synchronously by start_retrain, so two /retrain in the same loop turn cannot both start one.
-    _busy: bool = field(default=False, init=False, repr=False)
+    _task: asyncio.Task[RetrainOutcome] | None = field(default=None, init=False, repr=False)
     _last_outcome: RetrainOutcome | None = field(default=None, init=False, repr=False)
+    # The data fingerprint a retrain last failed on: the schedule does not retry (nor alert) until the file changes.
+    _failed_fingerprint: str | None = field(default=None, init=False, repr=False)
     # Fuzzy search is the costliest query (tens of ms on the real catalogue) and popular songs are asked for
     # again and again; keyed by model version, so a swap never serves stale hits.
     _resolutions: collections.OrderedDict[tuple[str, str], Resolution] = field(
@@ -150,32 +171,38 @@ class MusicService:
     # ----- lifecycle -----
 
     async def start(self) -> recsys.SnapshotInfo:
-        """Serve the saved snapshot; train one only when none can be loaded (the first run)."""
-        try:
-            self._snapshot = await asyncio.to_thread(recsys.load, self.model_dir)
-            log.info("serving saved model %s from %s", self._snapshot.info.version, self.model_dir)
-            return self._snapshot.info
-        except recsys.SnapshotError as exc:
-            # A first run has no directory yet: that is normal; anything else (a corrupt model) deserves a warning.
-            log.log(
-                logging.WARNING if self.model_dir.exists() else logging.INFO,
-                "no usable saved model in %s (%s)",
-                self.model_dir,
-                exc,
-            )
-        previous = self.model_dir.with_name(self.model_dir.name + ".prev")  # where Snapshot.save keeps the last one
-        if self.model_dir.exists() and previous.exists():
+        """Serve the saved snapshot (or the previous one); train one only when none can be loaded (the first run).
+
+        Raises SnapshotError at once when the model directory is something a save would refuse to replace."""
+        model = recsys.ModelDir(self.model_dir)
+        model.check_writable()
+        for path in (self.model_dir, model.previous):
+            if not path.exists():
+                continue
             try:
-                self._snapshot = await asyncio.to_thread(recsys.load, previous)
-                log.warning("serving the previous model %s from %s", self._snapshot.info.version, previous)
+                self._snapshot = await asyncio.to_thread(recsys.load, path)
+                log.log(
+                    logging.INFO if path == self.model_dir else logging.WARNING,
+                    "serving model %s from %s",
+                    self._snapshot.info.version,
+                    path,
+                )
                 return self._snapshot.info
             except recsys.SnapshotError as exc:
-                log.warning("the previous model in %s is unusable too (%s)", previous, exc)
+                log.warning("no usable model in %s (%s)", path, exc)
         log.info("training a first model from %s", self.data_path)
         outcome = await self.retrain(only_if_changed=False)
         if outcome.status != "swapped" or self._snapshot is None:
             raise recsys.TrainingError(f"could not train the first model from {self.data_path}: {outcome.error}")
         return self._snapshot.info
+
+    async def close(self) -> None:
+        """Stop a running retrain (its process ends within seconds); the serving model stays as it is."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @property
     def ready(self) -> bool:
@@ -194,7 +221,7 @@ class MusicService:
 
     @property
     def retraining(self) -> bool:
-        return self._busy
+        return self._task is not None and not self._task.done()
 
     @property
     def last_outcome(self) -> RetrainOutcome | None:
@@ -203,47 +230,18 @@ class MusicService:
     # ----- queries (each in a worker thread) -----
 
     async def resolve(self, text: str) -> Resolution:
-        """Fuzzy-match a user's song text against the catalogue."""
+        """What a user's song text means (recsys.resolve: the CLI's rule too), cached per model version."""
         snapshot = self.snapshot
         key = (snapshot.info.version, " ".join(text.casefold().split()))
         cached = self._resolutions.get(key)
         if cached is not None:
             self._resolutions.move_to_end(key)
             return cached
-        hits = await asyncio.to_thread(snapshot.search, text, self.match.max_choices + 1)
-        resolution = self.classify(text, hits)
+        resolution = await asyncio.to_thread(recsys.resolve, snapshot, text, self.match)
         self._resolutions[key] = resolution
         while len(self._resolutions) > self.resolution_cache_size:
             self._resolutions.popitem(last=False)
         return resolution
-
-    def classify(self, query: str, hits: list[recsys.SearchHit]) -> Resolution:
-        """Decide between answering, asking which one, and "not found" (pure; unit-testable)."""
-        # Versions of one song ("Bohemian Rhapsody - 2011 Remaster", "... - Live") are one choice, not several:
-        # the best-matching (then most popular, as search ranks) version stands for them.
-        unique: dict[tuple[str, str], recsys.SearchHit] = {}
-        for hit in sorted(hits, key=lambda h: h.match, reverse=True):
-            unique.setdefault(_song_key(hit.track), hit)
-        ranked = list(unique.values())
-        if not ranked or ranked[0].match < self.match.min_score:
-            return Resolution("none", tuple(ranked[:3]))
-        top = ranked[0]
-        runner_up = ranked[1].match if len(ranked) > 1 else -math.inf
-        # The same title by another artist makes it a question however the scores fall ("Yellow" vs
-        # "Yellow - Remastered" differ by ~10 points only because of the suffix).
-        namesake = any(_song_key(h.track)[0] == _song_key(top.track)[0] for h in ranked[1:])
-        if top.match >= self.match.clear_score and top.match - runner_up >= self.match.clear_margin and not namesake:
-            return Resolution("match", (top,))
-        # "Title - Artist" (or "title artistword"): fuzzy scores of namesakes stay close, but one hit has the title
-        # and more of its artist's name in the query than any other.
-        named = {h: _artist_named(query, h.track) for h in ranked if h.match >= self.match.min_score}
-        best_named = max(named.values(), default=0.0)
-        leaders = [h for h, share in named.items() if share == best_named]
-        if best_named > 0 and len(leaders) == 1:
-            return Resolution("match", (leaders[0],))
-        floor = max(self.match.min_score, top.match - self.match.choice_window)
-        candidates = [h for h in ranked if h.match >= floor][: self.match.max_choices]
-        return Resolution("ambiguous", tuple(candidates))
 
     async def recommend(self, track_id: str, *, k: int = 10, offset: int = 0) -> list[recsys.Track]:
         """Tracks like `track_id`, ranks offset+1 .. offset+k."""
@@ -264,14 +262,10 @@ class MusicService:
 
     def start_retrain(self, *, only_if_changed: bool) -> asyncio.Task[RetrainOutcome]:
         """Begin a retrain as a task; raise RetrainBusyError at once if one is running (the one shared lock)."""
-        if self._busy:
+        if self.retraining:
             raise RetrainBusyError("a retrain is already running")
-        self._busy = True
-        try:
-            return asyncio.create_task(self._retrain(only_if_changed), name="retrain")
-        except BaseException:
-            self._busy = False
-            raise
+        self._task = asyncio.create_task(self._retrain(only_if_changed), name="retrain")
+        return self._task
 
     async def retrain(self, *, only_if_changed: bool) -> RetrainOutcome:
         """Train a new snapshot in a child process and swap it in; raise RetrainBusyError if one is running."""
@@ -280,22 +274,21 @@ class MusicService:
     async def _retrain(self, only_if_changed: bool) -> RetrainOutcome:
         started = time.perf_counter()
         previous = self._snapshot.info.version if self._snapshot is not None else None
+        fingerprint = None
         try:
-            if only_if_changed and not await self.data_changed():
-                log.info("scheduled retrain skipped: %s is unchanged since model %s", self.data_path, previous)
+            fingerprint = await asyncio.to_thread(self._fingerprint)
+            if only_if_changed and self._seen(fingerprint):
+                log.info("scheduled retrain skipped: %s is unchanged since the last attempt", self.data_path)
                 outcome = RetrainOutcome("unchanged", self._snapshot.info if self._snapshot else None, previous)
             else:
-                version = await self._train_in_child()
-                snapshot = await asyncio.to_thread(recsys.load, self.model_dir)
-                if snapshot.info.version != version:
-                    raise recsys.SnapshotError(
-                        f"saved model {snapshot.info.version} is not the one just trained ({version})"
-                    )
+                snapshot = await self._train_and_promote()
                 self._snapshot = snapshot  # the swap: one reference, read once by every query
+                self._failed_fingerprint = None
                 log.info("retrained: serving %s (was %s)", snapshot.info.version, previous)
                 outcome = RetrainOutcome("swapped", snapshot.info, previous, seconds=time.perf_counter() - started)
         except Exception as exc:  # every failure keeps the old model serving; the admins get the reason
-            log.error("retrain failed; still serving %s: %s", previous, exc, exc_info=exc)
+            self._failed_fingerprint = fingerprint
+            log.error("retrain failed; still serving %s: %s", previous, _describe(exc))
             outcome = RetrainOutcome(
                 "failed",
                 self._snapshot.info if self._snapshot else None,
@@ -303,66 +296,82 @@ class MusicService:
                 error=_describe(exc),
                 seconds=time.perf_counter() - started,
             )
-        finally:
-            self._busy = False
         self._last_outcome = outcome
         return outcome
 
-    async def _train_in_child(self) -> str:
-        context = multiprocessing.get_context("spawn")
-        # A fresh process per run returns all of training's memory to the system afterwards.
-        executor = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_child_init)
+    def _fingerprint(self) -> str:
+        """The data file's fingerprint, or what keeps it from being read (a missing file is a state too: the schedule
+        alerts about it once, not every interval; the training says why in its own words)."""
         try:
-            future = executor.submit(
-                train_validate_save,
+            return recsys.data.file_fingerprint(self.data_path)
+        except OSError as exc:
+            return f"unreadable: {exc.strerror or exc}"
+
+    def _seen(self, fingerprint: str | None) -> bool:
+        """Whether a scheduled run has nothing new to try: the data is what serves, or what last failed."""
+        serving = self._snapshot.info.data_fingerprint if self._snapshot is not None else None
+        return fingerprint is not None and fingerprint in (serving, self._failed_fingerprint)
+
+    async def _train_and_promote(self) -> recsys.Snapshot:
+        """Under the model directory's lock: train and stage in the child, load and check the staged copy, promote."""
+        model = recsys.ModelDir(self.model_dir)
+        with model.lock("bot retrain"):
+            staged, version = await self._train_in_child()
+            try:
+                snapshot = await asyncio.to_thread(recsys.load, staged)
+                if snapshot.info.version != version:
+                    raise recsys.SnapshotError(
+                        f"staged model {snapshot.info.version} is not the one trained ({version})"
+                    )
+                await asyncio.to_thread(model.promote, staged)
+            except BaseException:
+                model.discard(staged)
+                raise
+        return snapshot
+
+    async def _train_in_child(self) -> tuple[Path, str]:
+        """Run train_validate_stage in a spawned process this service owns; (staged path, version)."""
+        context = multiprocessing.get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        # A fresh process per run returns all of training's memory to the system afterwards.
+        process = context.Process(
+            target=_child_main,
+            args=(
+                send,
+                logging.getLogger().getEffectiveLevel(),
                 str(self.data_path),
                 str(self.model_dir),
                 self.train_config,
                 dict(self.min_metrics),
-                logging.getLogger().getEffectiveLevel(),
-            )
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(future), timeout=self.retrain_timeout_s)
-            except TimeoutError:
-                # ProcessPoolExecutor cannot cancel a running task; end the process it runs in.
-                for process in list(getattr(executor, "_processes", {}).values()):
-                    process.terminate()
-                raise recsys.TrainingError(
-                    f"training took longer than {self.retrain_timeout_s:.0f} s and was stopped; "
-                    "raise MUSICREC_RETRAIN_TIMEOUT_MINUTES if the data really needs longer"
-                ) from None
+            ),
+            name="musicrec-retrain",
+            daemon=True,
+        )
+        process.start()
+        send.close()
+        try:
+            answer = await asyncio.wait_for(_answer(receive), timeout=self.retrain_timeout_s)
+        except TimeoutError:
+            raise recsys.TrainingError(
+                f"training took longer than {self.retrain_timeout_s:.0f} s and was stopped; "
+                "raise MUSICREC_RETRAIN_TIMEOUT_MINUTES if the data really needs longer"
+            ) from None
+        except EOFError:
+            process.join(CHILD_EXIT_GRACE_S)
+            raise RetrainFailedError(
+                f"the training process died (exit code {process.exitcode}: out of memory or killed)"
+            ) from None
         finally:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
-
-
-def _words(text: str) -> str:
-    """The text as search sees it (lower case, no accents or punctuation), padded, for whole-word tests."""
-    return " " + " ".join(recsys.fold(text).split()) + " "
-
-
-def _song_key(track: recsys.Track) -> tuple[str, str]:
-    """(base title, artist): the title without a " - Remastered"/"(Live)" style suffix."""
-    base = re.split(r" - | \(| \[", track.name, maxsplit=1)[0]
-    return _words(base), _words(track.artist)
-
-
-def _artist_named(query: str, track: recsys.Track) -> float:
-    """0 unless the query contains the track's whole title; then the share of its artist's words (those not in
-    the title) that the query contains: "bad guy billie" names Billie Eilish's "bad guy" (0.5), not Critic
-    City's (0)."""
-    words = _words(query)
-    if _words(track.name) not in words:
-        return 0.0
-    title_words = set(_words(track.name).split())
-    artist_words = [w for w in _words(track.artist).split() if w not in title_words and len(w) > 1]
-    if not artist_words:
-        return 0.0
-    return sum(f" {w} " in words for w in artist_words) / len(artist_words)
+            _end(process)  # also on cancellation: shutting down never waits for a training to finish
+            receive.close()
+        if answer[0] != "ok":
+            raise RetrainFailedError(answer[1])
+        return Path(answer[1]), answer[2]
 
 
 def _describe(exc: BaseException) -> str:
     """One line for the admins: the error's own message, or its type when it has none."""
-    if isinstance(exc, concurrent.futures.process.BrokenProcessPool):
-        return "the training process died (out of memory or killed)"
-    text = str(exc).strip()
+    if isinstance(exc, RetrainFailedError):
+        return str(exc)
+    text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -18,7 +18,11 @@ from recsys.errors import (
     UnknownPlaylistError,
     UnknownTrackError,
 )
-from recsys.snapshot import SearchHit, Snapshot, SnapshotInfo, Track, fold, load
+from recsys.names import fold
+from recsys.resolve import MatchConfig, Resolution, classify, resolve
+from recsys.results import SearchHit, Track
+from recsys.snapshot import Snapshot, SnapshotInfo, load
+from recsys.store import ModelDir, SnapshotBusyError
 from recsys.train import keep_freed_memory, metric_names
 
 __version__ = "0.1.0"
@@ -30,10 +34,14 @@ __all__ = [
     "DataError",
     "InvalidQueryError",
     "LossConfig",
+    "MatchConfig",
     "ModelConfig",
+    "ModelDir",
     "RecsysError",
+    "Resolution",
     "SearchHit",
     "Snapshot",
+    "SnapshotBusyError",
     "SnapshotError",
     "SnapshotInfo",
     "Track",
@@ -41,11 +49,13 @@ __all__ = [
     "TrainingError",
     "UnknownPlaylistError",
     "UnknownTrackError",
+    "classify",
     "fold",
     "keep_freed_memory",
     "load",
     "load_catalog",
     "metric_names",
+    "resolve",
     "train",
     "train_catalog",
 ]

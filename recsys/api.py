@@ -11,8 +11,9 @@ import numpy as np
 
 from recsys.config import TrainConfig
 from recsys.data import AUDIO_FEATURES, Catalog, load_catalog
+from recsys.explain import REASON_FEATURES
 from recsys.graph import numeric_inputs
-from recsys.snapshot import REASON_FEATURES, Snapshot, SnapshotInfo
+from recsys.snapshot import Snapshot, SnapshotInfo
 from recsys.train import TrainResult, fit
 
 

@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from recsys.errors import RecsysError
+from recsys.config import TrainConfig
+from recsys.errors import RecsysError, UnknownPlaylistError, UnknownTrackError
 
 DEFAULT_MODEL_DIR = "models/current"
 MODEL_ENV_VAR = "MUSICREC_MODEL_DIR"
@@ -19,7 +20,7 @@ def _model_dir(arg: str | None) -> str:
 
 
 def _print_tracks(tracks: Sequence[object]) -> None:
-    from recsys.snapshot import Track
+    from recsys.results import Track
 
     print(f"{'#':>2}  {'score':>6}  {'title':<40} {'artist':<25} {'reason':<28} url")
     for n, t in enumerate(tracks, 1):
@@ -28,6 +29,8 @@ def _print_tracks(tracks: Sequence[object]) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import contextlib
+
     import recsys
     from recsys.api import build_snapshot
     from recsys.distributed import process_group
@@ -43,14 +46,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or defaults.batch_size,
         max_steps_per_epoch=args.steps_per_epoch or defaults.max_steps_per_epoch,
     )
-    catalog = recsys.load_catalog(args.data)
-    # Under torchrun every rank trains (splitting each step's loss); rank 0 builds and saves the snapshot.
-    with process_group() as rank:
+    model_dir = recsys.ModelDir(_model_dir(args.out))
+    # Under torchrun every rank trains (splitting each step's loss); rank 0 holds the model directory from the
+    # start (so a refused or busy directory fails before training, not after) and saves the snapshot.
+    with process_group() as rank, model_dir.lock("musicrec train") if rank == 0 else contextlib.nullcontext():
+        catalog = recsys.load_catalog(args.data)
         result = fit(catalog, config)
-    if rank != 0:
-        return 0
-    snap = build_snapshot(catalog, result, config)
-    out = snap.save(_model_dir(args.out))
+        if rank != 0:
+            return 0
+        snap = build_snapshot(catalog, result, config)
+        out = model_dir.promote(snap.stage(model_dir.path))
     print(
         f"trained {snap.info.model_kind} on {snap.info.num_tracks} tracks / {snap.info.num_playlists} playlists "
         f"in {snap.info.train_seconds:.1f}s; metrics {snap.info.metrics}; saved to {out}"
@@ -62,17 +67,18 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     import recsys
 
     snap = recsys.load(_model_dir(args.model))
-    hits = snap.search(args.song, limit=5)
-    if not hits:
+    resolution = recsys.resolve(snap, args.song)
+    if resolution.kind == "none" or (args.pick is not None and args.pick > len(resolution.hits)):
         print(f"no song matches {args.song!r}", file=sys.stderr)
+        for h in resolution.hits:
+            print(f"  closest: {h.track.name} — {h.track.artist} [{h.match:.0f}]", file=sys.stderr)
         return 1
-    clear = hits[0].match >= 90 and (len(hits) == 1 or hits[0].match - hits[1].match >= 5)
-    if not clear and args.pick is None:
+    if resolution.kind == "ambiguous" and args.pick is None:
         print(f"{args.song!r} is ambiguous; pick one with --pick N or use 'musicrec similar --track-id':")
-        for n, h in enumerate(hits, 1):
+        for n, h in enumerate(resolution.hits, 1):
             print(f"  {n}. {h.track.name} — {h.track.artist} ({h.track.album}) [{h.match:.0f}] {h.track.track_id}")
         return 2
-    chosen = hits[(args.pick or 1) - 1].track
+    chosen = resolution.hits[(args.pick or 1) - 1].track
     print(f"songs like {chosen.name} — {chosen.artist}:")
     _print_tracks(snap.similar_tracks(chosen.track_id, k=args.k))
     return 0
@@ -120,9 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--max-seconds", type=float, help="time budget, s (default 110; raise it for 1M+ pairs)")
-    p.add_argument("--batch-size", type=int, help="target edges per loss chunk (default 16384)")
-    p.add_argument("--steps-per-epoch", type=int, help="most optimisation steps per epoch (default 8)")
+    defaults = TrainConfig()
+    p.add_argument(
+        "--max-seconds", type=float, help=f"time budget, s (default {defaults.max_seconds:g}; raise it for 1M+ pairs)"
+    )
+    p.add_argument("--batch-size", type=int, help=f"target edges per loss chunk (default {defaults.batch_size})")
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        help=f"most optimisation steps per epoch (default {defaults.max_steps_per_epoch})",
+    )
     p.set_defaults(func=_cmd_train)
 
     for name, helptext, func in (
@@ -159,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hint(exc: RecsysError) -> str:
+    """What to type next, for errors whose library message cannot know the command line."""
+    if isinstance(exc, UnknownTrackError):
+        return "; find a track id by name with 'musicrec recommend \"<song>\"'"
+    if isinstance(exc, UnknownPlaylistError):
+        return "; 'musicrec playlist' continues only the training data's playlists"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; expected failures print one line on stderr instead of a traceback."""
     args = build_parser().parse_args(argv)
@@ -168,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except RecsysError as exc:
-        print(f"musicrec: error: {exc}", file=sys.stderr)
+        print(f"musicrec: error: {exc}{_hint(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # what the library does not wrap: writing a report, a download target, ...
+        print(f"musicrec: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

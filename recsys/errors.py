@@ -23,10 +23,7 @@ class UnknownTrackError(RecsysError, KeyError):
         self.track_id = track_id
 
     def __str__(self) -> str:
-        return (
-            f"unknown track_id {self.track_id!r}: it is not in this model's catalogue; "
-            "use search() to find a track by name"
-        )
+        return f"unknown track_id {self.track_id!r}: it is not in this model's catalogue"
 
 
 class UnknownPlaylistError(RecsysError, KeyError):
@@ -37,10 +34,7 @@ class UnknownPlaylistError(RecsysError, KeyError):
         self.playlist_id = playlist_id
 
     def __str__(self) -> str:
-        return (
-            f"unknown playlist_id {self.playlist_id!r}: the model was not trained on it; "
-            "use recommend_for_tracks() with the playlist's track ids instead"
-        )
+        return f"unknown playlist_id {self.playlist_id!r}: it is not one of the playlists the model was trained on"
 
 
 class InvalidQueryError(RecsysError, ValueError):

@@ -55,7 +55,7 @@ class NameIndex:
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The index as plain arrays for the snapshot's npz (no pickle)."""
-        return dict(zip(self.KEYS, (np.array(self._vocab, dtype=str), self._rows, self._ptr), strict=True))
+        return dict(zip(self.KEYS, (np.array(self._vocab, dtype=object), self._rows, self._ptr), strict=True))
 
     @classmethod
     def from_arrays(
@@ -65,7 +65,16 @@ class NameIndex:
         if not all(k in arrays for k in cls.KEYS):
             return None
         vocab, rows, ptr = (arrays[k] for k in cls.KEYS)
-        fits = len(ptr) == len(vocab) + 1 and int(ptr[-1]) == len(rows) and (not len(rows) or int(rows.max()) < size)
+        fits = (
+            vocab.ndim == rows.ndim == ptr.ndim == 1
+            and rows.dtype.kind in "iu"
+            and ptr.dtype.kind in "iu"
+            and len(ptr) == len(vocab) + 1
+            and int(ptr[0]) == 0
+            and bool((np.diff(ptr) >= 0).all())
+            and int(ptr[-1]) == len(rows)
+            and (not len(rows) or (int(rows.min()) >= 0 and int(rows.max()) < size))
+        )
         return cls(vocab.tolist(), rows, ptr, size, config) if fits else None
 
     def candidates(self, query: str, popularity: np.ndarray) -> np.ndarray:

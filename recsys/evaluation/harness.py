@@ -26,7 +26,8 @@ from recsys.evaluation.metrics import (
     recall_curve,
 )
 from recsys.evaluation.splits import Split, SplitConfig, make_split
-from recsys.snapshot import song_keys
+from recsys.names import song_groups
+from recsys.ranking import top_k
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,44 @@ SIMILAR_K = 10
 NEW_K = 20
 
 
-def _top(scores: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best scores, best first, never an excluded index (NaN scores rank last)."""
-    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
-    s[exclude] = -np.inf
-    k = min(k, len(s))
-    cand = np.argpartition(-s, k - 1)[:k]
-    return cand[np.argsort(-s[cand], kind="stable")]
+class Served:
+    """What the product would show for any scorer's scores: recsys.ranking.top_k (one version per song) with the
+    exclusions each Snapshot method applies. The evaluation scores these lists, so what is evaluated is what is
+    served. Each method returns up to k track rows, best first."""
+
+    def __init__(self, scorer: Scorer, catalog: Catalog) -> None:
+        _check_alignment(scorer, catalog)
+        self.scorer = scorer
+        self.pos, self.pl_pos = catalog.track_index(), catalog.playlist_index()
+        self.songs = song_groups(catalog.track_names.tolist(), catalog.track_artists.tolist())
+        order = np.argsort(catalog.edges[0], kind="stable")
+        self._ptr = np.searchsorted(catalog.edges[0][order], np.arange(catalog.num_playlists + 1))
+        self._members = catalog.edges[1][order]
+
+    def _top(self, scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
+        return np.array(top_k(scores, k, exclude, self.songs), dtype=np.int64)
+
+    def continuation(self, playlist_id: str, k: int) -> np.ndarray:
+        """recommend_for_playlist: the playlist's own tracks excluded."""
+        p = self.pl_pos[playlist_id]
+        return self._top(self.scorer.playlist_scores(playlist_id), k, self._members[self._ptr[p] : self._ptr[p + 1]])
+
+    def similar(self, track_id: str, k: int) -> np.ndarray:
+        """similar_tracks: the song itself and its other versions excluded."""
+        q = self.pos[track_id]
+        return self._top(self.scorer.track_scores(track_id), k, np.flatnonzero(self.songs == self.songs[q]))
+
+    def new_playlist(self, seeds: list[str], k: int) -> np.ndarray:
+        """recommend_for_tracks: the seeds excluded."""
+        seed_rows = np.array(sorted({self.pos[t] for t in seeds}), dtype=np.int64)
+        return self._top(self.scorer.seed_scores(seeds), k, seed_rows)
+
+
+def _hits(ranked: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    """[k] bool: whether each rank holds a relevant track (False past the end of a short list)."""
+    out = np.zeros(k, dtype=bool)
+    out[: len(ranked)] = np.isin(ranked, relevant)
+    return out
 
 
 def _check_alignment(scorer: Scorer, catalog: Catalog) -> None:
@@ -53,19 +85,17 @@ def _check_alignment(scorer: Scorer, catalog: Catalog) -> None:
 def evaluate_continuation(scorer: Scorer, split: Split) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-playlist metrics of continuing training playlists with their held-out tracks, and the recall curve."""
     catalog = split.catalog
-    pos, pl_pos = catalog.track_index(), catalog.playlist_index()
+    served = Served(scorer, catalog)
     degree = catalog.track_degrees()
     max_targets = max((len(t) for t in split.continuation.values()), default=1)
     k_rank = max(CURVE_K, max_targets)
     rows_all, rows_cold, counts_all, counts_cold = [], [], [], []
     for playlist_id, targets in split.continuation.items():
-        p = pl_pos[playlist_id]
-        own = catalog.edges[1][catalog.edges[0] == p]
-        target_idx = np.array([pos[t] for t in targets], dtype=np.int64)
-        ranked = _top(scorer.playlist_scores(playlist_id), own, k_rank)
-        is_target = np.isin(ranked, target_idx)
+        target_idx = np.array([served.pos[t] for t in targets], dtype=np.int64)
+        ranked = served.continuation(playlist_id, k_rank)
+        is_target = _hits(ranked, target_idx, k_rank)
         rows_all.append(is_target)
-        rows_cold.append(is_target & (degree[ranked] == 0))
+        rows_cold.append(_hits(ranked, target_idx[degree[target_idx] == 0], k_rank))
         counts_all.append(len(target_idx))
         counts_cold.append(int((degree[target_idx] == 0).sum()))
     hits = np.array(rows_all)  # [num_playlists, k_rank] bool
@@ -84,18 +114,14 @@ def evaluate_continuation(scorer: Scorer, split: Split) -> tuple[dict[str, np.nd
 
 def evaluate_similar(scorer: Scorer, split: Split) -> dict[str, np.ndarray]:
     """Per-query metrics of similar songs: held-out tracks against their full-data playlist neighbours."""
-    catalog = split.catalog
-    pos = catalog.track_index()
-    degree = catalog.track_degrees()
-    song = song_keys(catalog.track_names, catalog.track_artists)
+    served = Served(scorer, split.catalog)
+    degree = split.catalog.track_degrees()
     rows, counts, cold = [], [], []
     for query, relevant in split.similar.items():
-        q = pos[query]
-        same_song = np.flatnonzero(song == song[q])  # includes q itself
-        ranked = _top(scorer.track_scores(query), same_song, SIMILAR_K)
-        rows.append(np.isin(ranked, [pos[t] for t in relevant]))
+        ranked = served.similar(query, SIMILAR_K)
+        rows.append(_hits(ranked, np.array([served.pos[t] for t in relevant]), SIMILAR_K))
         counts.append(len(relevant))
-        cold.append(degree[q] == 0)
+        cold.append(degree[served.pos[query]] == 0)
     hits, n, is_cold = np.array(rows), np.array(counts), np.array(cold, dtype=bool)
     out: dict[str, np.ndarray] = {}
     k = SIMILAR_K
@@ -109,12 +135,11 @@ def evaluate_similar(scorer: Scorer, split: Split) -> dict[str, np.ndarray]:
 
 def evaluate_new_playlists(scorer: Scorer, split: Split) -> dict[str, np.ndarray]:
     """Per-playlist metrics of continuing held-out playlists from their first seed tracks."""
-    pos = split.catalog.track_index()
+    served = Served(scorer, split.catalog)
     rows, counts = [], []
     for seeds, targets in split.new_playlists.values():
-        seed_idx = np.array([pos[t] for t in seeds], dtype=np.int64)
-        ranked = _top(scorer.seed_scores(seeds), seed_idx, NEW_K)
-        rows.append(np.isin(ranked, [pos[t] for t in targets]))
+        ranked = served.new_playlist(seeds, NEW_K)
+        rows.append(_hits(ranked, np.array([served.pos[t] for t in targets]), NEW_K))
         counts.append(len(targets))
     hits, n = np.array(rows), np.array(counts)
     return {f"new/recall@{NEW_K}": recall_at_k(hits, n, NEW_K), f"new/ndcg@{NEW_K}": ndcg_at_k(hits, n, NEW_K)}
@@ -132,7 +157,6 @@ class SplitScores:
 
 def evaluate_scorer(scorer: Scorer, split: Split) -> SplitScores:
     """All three tasks of one split for an already fitted scorer."""
-    _check_alignment(scorer, split.catalog)
     start = time.perf_counter()
     values, curve = evaluate_continuation(scorer, split)
     values |= evaluate_similar(scorer, split)

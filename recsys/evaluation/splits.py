@@ -19,7 +19,7 @@ import pandas as pd
 
 from recsys.data import Catalog, load_catalog, resolve_data_path
 from recsys.errors import DataError
-from recsys.snapshot import song_keys
+from recsys.names import song_key
 
 PLAYLIST_COLUMNS = ("playlist_id", "playlist_name", "playlist_genre", "playlist_subgenre")
 TRAIN_FILE = "train.csv"
@@ -146,9 +146,9 @@ def _similar_queries(
         pick = np.sort(rng.choice(len(candidates), size=config.max_similar_queries, replace=False))
         candidates = [candidates[i] for i in pick.tolist()]
     first = ~tid.duplicated(keep="first") & (tid != "")
-    names = frame.loc[first, "track_name"].to_numpy(dtype=str)
-    artists = frame.loc[first, "track_artist"].to_numpy(dtype=str)
-    song = dict(zip(tid[first].tolist(), song_keys(names, artists).tolist(), strict=True))
+    names = frame.loc[first, "track_name"].tolist()
+    artists = frame.loc[first, "track_artist"].tolist()
+    song = {t: song_key(n, a) for t, n, a in zip(tid[first].tolist(), names, artists, strict=True)}
     playlists_of: dict[str, list[str]] = {}
     for p, ts in members.items():
         for t in ts:

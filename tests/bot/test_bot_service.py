@@ -1,67 +1,26 @@
-"""MusicService: match classification, snapshot validation, and the shared retrain lock."""
+"""MusicService: snapshot validation, one retrain at a time, staged saves under the model directory's lock, a
+child process it owns, and a cache that never serves another model's answers."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
+import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from botkit import FAST_TRAIN
 
 import recsys
 from bot.service import MusicService, RetrainBusyError, validate_snapshot
 
 
-def _hit(track_id: str, name: str, artist: str, match: float) -> recsys.SearchHit:
-    return recsys.SearchHit(recsys.Track(track_id, name, artist, "", None, None, 0.0), match)
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> MusicService:
     return MusicService(tmp_path / "songs.csv", tmp_path / "model")
-
-
-def test_clear_match(service: MusicService) -> None:
-    hits = [_hit("a", "Yellow", "Coldplay", 100), _hit("b", "Yellow Flicker", "X", 86)]
-    assert service.classify("yellow", hits).kind == "match"
-
-
-def test_same_title_by_several_artists_is_ambiguous(service: MusicService) -> None:
-    hits = [_hit(str(i), "Hello", f"Artist {i}", 100) for i in range(7)]
-    resolution = service.classify("hello", hits)
-    assert resolution.kind == "ambiguous" and len(resolution.hits) == 5
-
-
-def test_title_and_artist_in_the_query_pick_one_namesake(service: MusicService) -> None:
-    hits = [_hit("a", "Hello", "Adele", 97), _hit("b", "Hello", "Lionel Richie", 90), _hit("c", "Hell", "Adelaide", 88)]
-    resolution = service.classify("Hello - Adele", hits)
-    assert resolution.kind == "match" and resolution.hits[0].track.track_id == "a"
-    # A partial artist word is not the artist.
-    assert service.classify("Hello - Ade", hits).kind == "ambiguous"
-
-
-def test_title_and_one_artist_word_pick_one_namesake(service: MusicService) -> None:
-    hits = [_hit("a", "bad guy", "Billie Eilish", 90.0), _hit("b", "Bad Guy", "Critic City", 87.0)]
-    resolution = service.classify("bad guy billie", hits)
-    assert resolution.kind == "match" and resolution.hits[0].track.track_id == "a"
-    accented = [_hit("s", "Señorita", "Shawn Mendes", 90.0), _hit("z", "Senorita", "Zita", 86.0)]
-    assert service.classify("senorita shawn", accented).hits[0].track.track_id == "s"
-    assert service.classify("senorita shawn", accented).kind == "match"
-    # A word of the artist that is also in the title does not single a namesake out.
-    same = [_hit("x", "Love Song", "Love Band", 95.0), _hit("y", "Love Song", "Other", 95.0)]
-    assert service.classify("love song", same).kind == "ambiguous"
-
-
-def test_weak_hits_are_no_match_with_suggestions(service: MusicService) -> None:
-    hits = [_hit(str(i), f"Song {i}", "A", 40 - i) for i in range(5)]
-    resolution = service.classify("zzz", hits)
-    assert resolution.kind == "none" and len(resolution.hits) == 3
-    assert service.classify("zzz", []).kind == "none"
-
-
-def test_duplicate_hits_count_once(service: MusicService) -> None:
-    hits = [_hit("a", "Yellow", "Coldplay", 100), _hit("a", "Yellow", "Coldplay", 100)]
-    assert service.classify("yellow", hits).kind == "match"
 
 
 def test_validation_refuses_nan_and_low_metrics(snapshot: recsys.Snapshot) -> None:
@@ -92,24 +51,32 @@ async def test_one_retrain_at_a_time_and_failure_keeps_serving(workdir: Path) ->
     assert service.info.version == version and not service.retraining
 
 
-async def test_resolutions_are_cached_per_model_version(workdir: Path) -> None:
+async def test_resolutions_are_cached_per_model_version(workdir: Path, snapshot: recsys.Snapshot) -> None:
     service = MusicService(workdir / "songs.csv", workdir / "model", resolution_cache_size=2)
     await service.start()
     calls: list[str] = []
-    real_search = service.snapshot.search
+    real_search = recsys.Snapshot.search
 
-    def counting_search(text: str, limit: int = 5) -> list[recsys.SearchHit]:
-        calls.append(text)
-        return real_search(text, limit)
+    def counting_search(self: recsys.Snapshot, text: str, limit: int = 5) -> list[recsys.SearchHit]:
+        calls.append(f"{self.info.version}:{text}")
+        return real_search(self, text, limit)
 
-    service.snapshot.search = counting_search  # type: ignore[method-assign]
-    first = await service.resolve("Silver  Season")
-    assert await service.resolve("silver season") == first  # same words, same answer, no new search
-    assert len(calls) == 1
-    await service.resolve("a")
-    await service.resolve("b")  # evicts "silver season" (cache of 2)
-    await service.resolve("silver season")
-    assert len(calls) == 4
+    recsys.Snapshot.search = counting_search  # type: ignore[method-assign]
+    try:
+        first = await service.resolve("Silver  Season")
+        assert await service.resolve("silver season") == first  # same words, same answer, no new search
+        assert len(calls) == 1
+        await service.resolve("a")
+        await service.resolve("b")  # evicts "silver season" (cache of 2)
+        await service.resolve("silver season")
+        assert len(calls) == 4
+        # A swap to another model version must search again, not serve the old model's hits.
+        other = recsys.Snapshot(dict(snapshot._arrays), replace(snapshot.info, version="other-version"))
+        service._snapshot = other
+        await service.resolve("silver season")
+        assert calls[-1] == "other-version:silver season" and len(calls) == 5
+    finally:
+        recsys.Snapshot.search = real_search  # type: ignore[method-assign]
 
 
 async def test_a_corrupt_model_falls_back_to_the_previous_one_without_training(workdir: Path) -> None:
@@ -124,17 +91,87 @@ async def test_a_corrupt_model_falls_back_to_the_previous_one_without_training(w
     assert info.version == good and service.last_outcome is None
 
 
-def test_versions_of_one_song_are_one_choice(service: MusicService) -> None:
-    hits = [
-        _hit("a", "Bohemian Rhapsody - 2011 Remaster", "Queen", 90),
-        _hit("b", "Bohemian Rhapsody - Live Aid", "Queen", 90),
-        _hit("c", "Bohemian Rhapsody (Remastered)", "Queen", 90),
-        _hit("d", "Bohemian Like You", "The Dandy Warhols", 81),
-    ]
-    resolution = service.classify("Bohemian Rhapsody", hits)
-    assert resolution.kind == "match" and resolution.hits[0].track.track_id == "a"
-    # The same title by two artists is still a question.
-    hits.append(_hit("e", "Bohemian Rhapsody", "Panic! At The Disco", 100))
-    resolution = service.classify("Bohemian Rhapsody", hits)
-    assert resolution.kind == "ambiguous"
-    assert [h.track.track_id for h in resolution.hits][:2] == ["e", "a"]
+@pytest.mark.parametrize("meta", ["[]", "null"])
+async def test_a_model_with_unusable_metadata_falls_back_to_the_previous_one(workdir: Path, meta: str) -> None:
+    shutil.copytree(workdir / "model", workdir / "model.prev")
+    (workdir / "model" / "meta.json").write_text(meta)
+    info = await MusicService(workdir / "missing.csv", workdir / "model").start()
+    assert info.version == recsys.load(workdir / "model.prev").info.version
+
+
+async def test_start_refuses_a_model_dir_that_is_not_a_model(workdir: Path) -> None:
+    # The data folder as model dir: the first save would have moved the CSV aside and a second deleted it.
+    with pytest.raises(recsys.SnapshotError, match="not a musicrec snapshot"):
+        await MusicService(workdir / "songs.csv", workdir).start()
+    assert (workdir / "songs.csv").is_file()
+
+
+def _service(workdir: Path, **kw: object) -> MusicService:
+    return MusicService(workdir / "songs.csv", workdir / "model", train_config=FAST_TRAIN, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_retrain_that_fails_after_training_leaves_disk_and_memory_agreeing(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(workdir)
+    await service.start()
+    serving = service.info.version
+    real_load = recsys.load
+
+    def load_fails_for_staged(path: object) -> recsys.Snapshot:
+        if ".tmp-" in str(path):
+            raise recsys.SnapshotError("staged copy unreadable")
+        return real_load(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recsys, "load", load_fails_for_staged)
+    outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 120)
+    assert outcome.status == "failed" and "staged copy unreadable" in (outcome.error or "")
+    # What serves is what a restart would load: the child never wrote into the live directory.
+    assert service.info.version == serving == real_load(workdir / "model").info.version
+    assert not list(workdir.glob(".model.tmp-*"))
+    monkeypatch.undo()
+    outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 120)
+    assert outcome.status == "swapped"
+    assert service.info.version == recsys.load(workdir / "model").info.version != serving
+    assert recsys.load(workdir / "model.prev").info.version == serving
+
+
+async def test_a_retrain_while_another_process_saves_there_fails_clearly(workdir: Path) -> None:
+    service = _service(workdir)
+    await service.start()
+    serving = service.info.version
+    with recsys.ModelDir(workdir / "model").lock("musicrec train"):  # what a CLI training holds
+        outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 60)
+    assert outcome.status == "failed" and "another training is saving here" in (outcome.error or "")
+    assert recsys.load(workdir / "model").info.version == serving == service.info.version
+
+
+async def test_a_broken_csv_is_retried_by_the_schedule_only_once_it_changes(workdir: Path) -> None:
+    service = _service(workdir)
+    await service.start()
+    (workdir / "songs.csv").write_text("track_id,nothing else\n1,2\n")
+    first = await asyncio.wait_for(service.retrain(only_if_changed=True), 60)
+    assert first.status == "failed" and "required column" in (first.error or "")
+    again = await asyncio.wait_for(service.retrain(only_if_changed=True), 60)
+    assert again.status == "unchanged"  # no second attempt, so no second alert, until the file changes
+    (workdir / "songs.csv").write_text("track_id,still broken\n1,2\n")
+    assert (await asyncio.wait_for(service.retrain(only_if_changed=True), 60)).status == "failed"
+
+
+async def test_close_ends_a_running_retrain_and_its_process_within_seconds(workdir: Path) -> None:
+    slow = recsys.TrainConfig(epochs=100_000, patience=100_000, max_seconds=3600, progress=False)
+    service = MusicService(workdir / "songs.csv", workdir / "model", train_config=slow)
+    await service.start()
+    serving = service.info.version
+    service.start_retrain(only_if_changed=False)
+    deadline = time.monotonic() + 60
+    while not [p for p in multiprocessing.active_children() if p.name == "musicrec-retrain"]:
+        assert time.monotonic() < deadline, "the retraining process never started"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2)  # well into training
+    [child] = [p for p in multiprocessing.active_children() if p.name == "musicrec-retrain"]
+    started = time.monotonic()
+    await asyncio.wait_for(service.close(), 10)
+    assert time.monotonic() - started < 5
+    assert not child.is_alive() and not service.retraining
+    assert service.info.version == serving == recsys.load(workdir / "model").info.version

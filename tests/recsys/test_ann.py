@@ -13,7 +13,8 @@ import pytest
 from recsys import ann
 from recsys.ann import AnnConfig, AnnIndex
 from recsys.name_index import NameIndexConfig
-from recsys.snapshot import ARRAYS_FILE, Snapshot, SnapshotInfo
+from recsys.snapshot import Snapshot, SnapshotInfo
+from recsys.store import read
 
 DIM = 16
 # Lowered thresholds so that a 4k-track catalogue takes the large-catalogue paths.
@@ -67,16 +68,19 @@ def approx() -> Snapshot:
     return _snapshot(SMALL_ANN)
 
 
-def test_small_catalogues_stay_exact() -> None:
-    # The real dataset (28k tracks) must rank exactly as before: both thresholds sit far above it.
-    assert AnnConfig().min_items > 100_000 and NameIndexConfig().min_items > 100_000
-    arrays = planted_arrays()
+def test_a_catalogue_the_size_of_the_real_one_ranks_exactly() -> None:
+    # The real dataset has 28,356 tracks: it must get exact top-k and full-scan search, not an approximation.
+    arrays = planted_arrays(num_tracks=28_356)
     snap = Snapshot(dict(arrays), _info(arrays))
-    assert snap._ann is None and snap._name_index is None
+    assert snap.ann is None and snap.names.index is None
+    z = arrays["track_z"]
+    for q in (0, 777, 28_000):
+        exact_ids = [f"t{i}" for i in np.argsort(-(z @ z[q]), kind="stable")[1:11].tolist()]
+        assert [t.track_id for t in snap.similar_tracks(f"t{q}")] == exact_ids
 
 
 def test_ann_recall_against_exact(exact: Snapshot, approx: Snapshot) -> None:
-    assert approx._ann is not None
+    assert approx.ann is not None
     recalls = []
     for tid in exact.track_ids[::40].tolist():
         truth = exact.similar_tracks(tid, k=10)
@@ -106,8 +110,7 @@ def test_index_is_saved_with_the_snapshot_and_reused(
     approx: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     approx.save(tmp_path / "m")
-    with np.load(tmp_path / "m" / ARRAYS_FILE, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays, _ = read(tmp_path / "m")
     assert arrays[ann.INDEX_KEY].dtype == np.uint8
 
     def no_build(*args: object, **kwargs: object) -> AnnIndex:
@@ -125,7 +128,7 @@ def test_missing_faiss_falls_back_to_exact_with_a_warning(
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss now raises ImportError
     with caplog.at_level(logging.WARNING, logger="recsys.ann"):
         snap = _snapshot(SMALL_ANN)
-    assert snap._ann is None
+    assert snap.ann is None
     assert "musicrec[ann]" in caplog.text
     tid = str(exact.track_ids[5])
     assert snap.similar_tracks(tid) == exact.similar_tracks(tid)
@@ -134,7 +137,7 @@ def test_missing_faiss_falls_back_to_exact_with_a_warning(
 def test_prefiltered_search_finds_what_the_full_scan_finds(exact: Snapshot) -> None:
     arrays = planted_arrays()
     filtered = _snapshot(NO_ANN, arrays, name_index_config=NameIndexConfig(min_items=0, max_candidates=300))
-    assert filtered._name_index is not None
+    assert filtered.names.index is not None
     for query in ["velvet silver 1234", "midnite crimson 77", "artist 42", "golden neon", "hollow wild 999"]:
         full, fast = exact.search(query), filtered.search(query)
         assert fast, query
@@ -153,8 +156,7 @@ def test_name_index_is_saved_with_the_snapshot_and_reused(tmp_path: Path, monkey
     config = NameIndexConfig(min_items=0, max_candidates=300)
     built = _snapshot(NO_ANN, planted_arrays(), name_index_config=config)
     built.save(tmp_path / "m")
-    with np.load(tmp_path / "m" / ARRAYS_FILE, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    arrays, _ = read(tmp_path / "m")
     assert set(NameIndex.KEYS) <= set(arrays)
 
     def no_build(*args: object, **kwargs: object) -> NameIndex:

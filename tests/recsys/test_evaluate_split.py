@@ -122,9 +122,13 @@ def test_inner_validation_split_never_sees_the_test_part(tmp_path: Path, split: 
     assert inner.heldout_pairs() <= _pairs(split.catalog)
 
 
-def test_quick_validation_trains_on_the_inner_split() -> None:
-    config = recsys.TrainConfig(epochs=2, eval_every=1, progress=False)
+def test_quick_validation_measures_a_model_that_learned_the_planted_structure(full: recsys.Catalog) -> None:
+    config = recsys.TrainConfig(epochs=6, eval_every=2, progress=False)
     metrics = quick_validation(DEMO_PATH, config, seed=0)
-    for key in ("continuation/recall@20", "continuation/recall@20/cold", "similar/precision@10", "new/recall@20"):
-        assert 0.0 <= metrics[key] <= 1.0, key
+    chance = 20 / full.num_tracks  # Recall@20 of a random ranking, about 0.01 here
+    # Playlists and artists are drawn from subgenres in the demo: a trained model ranks far above chance on every
+    # task, and an evaluation that scored the wrong rows (or the test split) would not show it.
+    assert metrics["continuation/recall@20"] > 10 * chance
+    assert metrics["new/recall@20"] > 10 * chance
+    assert metrics["similar/precision@10"] > 0.2
     assert metrics["train_seconds"] > 0

@@ -1,0 +1,41 @@
+"""Explanations: a short reason per recommended track for why it follows from the tracks it was asked for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from recsys.snapshot import Snapshot
+
+# Audio features named in reasons ("close in energy and danceability"), by column of Snapshot.audio.
+REASON_FEATURES = ("danceability", "energy", "valence", "acousticness", "tempo")
+# Standardised distance under which two tracks count as close in a feature (half a standard deviation).
+CLOSE_GAP = 0.5
+
+
+def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray) -> list[str | None]:
+    """Per picked row: "same artist", "shares N playlists", "close in X and Y", or None when nothing stands out."""
+    seed_artists = set(snap.artist_groups[seeds].tolist())
+    seed_playlists = set(np.concatenate([snap.playlists_of(s) for s in seeds]).tolist()) if len(seeds) else set()
+    centre = snap.audio[seeds].mean(axis=0) if len(seeds) else None
+    out: list[str | None] = []
+    for idx in picks:
+        if int(snap.artist_groups[idx]) in seed_artists:
+            out.append("same artist")
+            continue
+        shared = len(seed_playlists.intersection(snap.playlists_of(idx).tolist()))
+        if shared:
+            out.append(f"shares {shared} playlist{'s' if shared > 1 else ''}")
+            continue
+        out.append(_closest_features(centre, snap.audio[idx]) if centre is not None else None)
+    return out
+
+
+def _closest_features(centre: np.ndarray, audio: np.ndarray) -> str | None:
+    gap = np.abs(centre - audio)
+    closest = np.argsort(gap)[:2]
+    if gap[closest[0]] >= CLOSE_GAP:
+        return None
+    return f"close in {' and '.join(REASON_FEATURES[c] for c in sorted(closest.tolist()))}"

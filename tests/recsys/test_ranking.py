@@ -1,0 +1,63 @@
+"""The ranking rule (best k, exclusions, one version per song) and that the evaluation scores exactly what is served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recsys
+from recsys.evaluation import make_split
+from recsys.evaluation.harness import Served
+from recsys.evaluation.splits import Split
+from recsys.ranking import top_k
+
+
+def test_top_k_skips_excluded_rows_and_repeated_songs() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    songs = np.array([0, 0, 1, 2, 2, 3])  # rows 0/1 and 3/4 are versions of one song
+    assert top_k(scores, 3, np.array([], dtype=np.int64), songs) == [0, 2, 3]
+    # Excluding row 2 also excludes nothing else; excluding row 0 excludes its song (row 1 too).
+    assert top_k(scores, 3, np.array([0]), songs) == [2, 3, 5]
+    assert top_k(scores, 10, np.array([], dtype=np.int64), songs) == [0, 2, 3, 5]  # fewer songs than k
+
+
+def test_top_k_ranks_nan_last_and_never_returns_it() -> None:
+    scores = np.array([np.nan, 0.1, np.inf, 0.3])
+    assert top_k(scores, 4, np.array([], dtype=np.int64), np.arange(4)) == [2, 3, 1]
+    assert top_k(scores, 0, np.array([], dtype=np.int64), np.arange(4)) == []
+
+
+@pytest.fixture(scope="module")
+def split(demo_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Split:
+    """The demo catalogue with a remastered version of 150 tracks (a new id, the same playlists): versions sit next to
+    each other in any ranking, so a list that is not filtered like the served ones would differ from them."""
+    frame = pd.read_csv(demo_csv, dtype=str, keep_default_na=False)
+    originals = frame[frame["track_id"].isin(frame["track_id"].drop_duplicates().iloc[::7][:150])].copy()
+    originals["track_id"] = originals["track_id"] + "R"
+    originals["track_name"] = originals["track_name"] + " - Remastered"
+    out = tmp_path_factory.mktemp("split")
+    pd.concat([frame, originals]).to_csv(out / "versions.csv", index=False)
+    return make_split(out / "versions.csv", seed=0, out_dir=out)
+
+
+@pytest.fixture(scope="module")
+def split_snapshot(split: Split) -> recsys.Snapshot:
+    return recsys.train_catalog(split.catalog, recsys.TrainConfig(epochs=6, progress=False))
+
+
+def test_the_evaluation_ranks_exactly_what_the_snapshot_serves(split: Split, split_snapshot: recsys.Snapshot) -> None:
+    served = Served(split_snapshot, split.catalog)
+    ids = split.catalog.track_ids
+    assert len(set(served.songs.tolist())) < len(ids) - 100  # the planted versions are versions of one song
+    for playlist_id in list(split.continuation)[:10]:
+        got = [t.track_id for t in split_snapshot.recommend_for_playlist(playlist_id, 20)]
+        assert ids[served.continuation(playlist_id, 20)].tolist() == got
+    for query in list(split.similar)[:20]:
+        got = [t.track_id for t in split_snapshot.similar_tracks(query, 10)]
+        assert ids[served.similar(query, 10)].tolist() == got
+    for seeds, _ in list(split.new_playlists.values())[:5]:
+        got = [t.track_id for t in split_snapshot.recommend_for_tracks(seeds, 20)]
+        assert ids[served.new_playlist(seeds, 20)].tolist() == got
