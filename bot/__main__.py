@@ -30,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid bot settings:\n{exc}", file=sys.stderr)
         return 2
 
-    from bot.app import build_application, configure_logging
+    from telegram.error import InvalidToken
+
+    from bot.app import (
+        ALLOWED_UPDATES,
+        build_application,
+        configure_logging,
+        reach_bot_api,
+        redact_in_logs,
+        webhook_options,
+    )
     from bot.service import MusicService
 
     token = settings.bot_token.get_secret_value() if settings.bot_token else None
@@ -42,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(chat(settings))
 
     configure_logging(settings.log_level, token)
+    try:
+        asyncio.run(reach_bot_api(token, settings.bot_api_base_url))
+    except InvalidToken:  # PTB's message quotes the token: say it in our own words
+        log.error(
+            "the Telegram Bot API at %s rejected the bot token (401/404): check MUSICREC_BOT_TOKEN, and "
+            "MUSICREC_BOT_API_BASE_URL if you changed it",
+            settings.bot_api_base_url,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
     service = MusicService(
         settings.data,
         settings.model_dir,
@@ -51,17 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     application = build_application(settings, service)
     if settings.webhook_url:
+        options = webhook_options(settings)
+        redact_in_logs(options["secret_token"], "<webhook secret>")
         log.info("starting in webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
-        application.run_webhook(
-            listen=settings.webhook_listen,
-            port=settings.webhook_port,
-            url_path="telegram",
-            webhook_url=settings.webhook_url.rstrip("/") + "/telegram",
-            secret_token=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-        )
+        application.run_webhook(**options, allowed_updates=list(ALLOWED_UPDATES))
     else:
         log.info("starting in polling mode")
-        application.run_polling(allowed_updates=["message", "callback_query"])
+        application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
     return 0
 
 

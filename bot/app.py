@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+import secrets
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any, cast
 
-from telegram import LinkPreviewOptions, Update
+from telegram import Bot, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -29,6 +32,11 @@ from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WEBHOOK_PATH = "telegram"  # Telegram posts to <MUSICREC_WEBHOOK_URL>/telegram
+ALLOWED_UPDATES = ("message", "callback_query")  # all the handlers use; Telegram sends nothing else
+MAX_CONNECT_DELAY_S = 60.0  # the Bot API unreachable at start: retry 1, 2, 4 … s apart, at most this
+
 # Loggers that print Bot API URLs, which carry the token: httpx logs every request at INFO, and PTB's Bot logs
 # "Set Bot API URL: ..." at DEBUG. Keep them above those levels whatever the root level is.
 _SECRET_LOGGERS = {
@@ -40,26 +48,57 @@ _SECRET_LOGGERS = {
 
 
 class RedactFilter(logging.Filter):
-    """Replaces a secret in every record a handler emits (defence in depth behind the quiet loggers)."""
+    """Replaces a secret in every record a handler emits, tracebacks included (defence behind the quiet loggers)."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, placeholder: str = "<token>") -> None:
         super().__init__()
         self.secret = secret
+        self.placeholder = placeholder
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secret and self.secret in record.getMessage():
-            record.msg = record.getMessage().replace(self.secret, "<token>")
+        if not self.secret:
+            return True
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg = message.replace(self.secret, self.placeholder)
             record.args = None
+        # An exception's text (PTB's InvalidToken quotes the token) is formatted after filters run: format it now,
+        # the way the handler's formatter would, and store it where the formatter looks first.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = record.exc_text.replace(self.secret, self.placeholder)
+        if record.stack_info:
+            record.stack_info = record.stack_info.replace(self.secret, self.placeholder)
         return True
 
 
-def configure_logging(level: str = "INFO", secret: str | None = None) -> None:
-    """Log to stderr, keep the token out of every line."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+_TRACEBACKS = logging.Formatter()
+
+
+def configure_logging(
+    level: str = "INFO", secret: str | None = None, *, handlers: Sequence[logging.Handler] | None = None
+) -> None:
+    """Log to stderr (or to `handlers`), keep the token out of every line."""
+    root = logging.getLogger()
+    if handlers is None:
+        logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+        handlers = root.handlers
+    else:
+        root.setLevel(level.upper())
+        for handler in handlers:
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            root.addHandler(handler)
     quiet_secret_loggers()
     if secret:
-        for handler in logging.getLogger().handlers:
+        for handler in handlers:
             handler.addFilter(RedactFilter(secret))
+
+
+def redact_in_logs(secret: str, placeholder: str) -> None:
+    """Mask one more secret (the webhook's) in everything the root logger's handlers write."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactFilter(secret, placeholder))
 
 
 def quiet_secret_loggers() -> None:
@@ -179,15 +218,73 @@ async def _post_shutdown(application: Application) -> None:
     log.info("bot stopped")
 
 
+def webhook_options(settings: BotSettings) -> dict[str, Any]:
+    """The arguments of run_webhook / Updater.start_webhook for webhook mode, always with a secret token.
+
+    PTB registers the secret with setWebhook and refuses (403) every post without it; with none, anyone who can
+    reach the port could post an admin's /retrain. Unset in the settings, a new one is generated for this run.
+    """
+    if settings.webhook_url is None:
+        raise ValueError("webhook mode needs MUSICREC_WEBHOOK_URL")
+    if settings.webhook_secret is not None:
+        secret = settings.webhook_secret.get_secret_value()
+    else:
+        secret = secrets.token_urlsafe(32)  # 43 characters of A-Z a-z 0-9 _ -, what Telegram allows
+        log.info("no MUSICREC_WEBHOOK_SECRET set: generated a webhook secret for this run")
+    return {
+        "listen": settings.webhook_listen,
+        "port": settings.webhook_port,
+        "url_path": WEBHOOK_PATH,
+        "webhook_url": settings.webhook_url.rstrip("/") + "/" + WEBHOOK_PATH,
+        "secret_token": secret,
+    }
+
+
+async def wait_for_bot_api(
+    bot: Bot, where: str, *, sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+) -> None:
+    """Initialize `bot` (a getMe call), retrying while the Bot API cannot be reached, one log line per failure.
+
+    `where` is the API's base URL without the token, for the log. A rejected token raises telegram.error.InvalidToken
+    at once: no retry can fix it.
+    """
+    delay = 1.0
+    while True:
+        try:
+            await bot.initialize()
+            return
+        except NetworkError as exc:  # connection refused, timeouts, 5xx; TimedOut is a NetworkError too
+            if isinstance(exc, BadRequest):
+                raise
+            log.warning("cannot reach the Telegram Bot API at %s: %s; retrying in %g s", where, exc, delay)
+        await sleep(delay)
+        delay = min(delay * 2, MAX_CONNECT_DELAY_S)
+
+
+async def reach_bot_api(token: str, base_url: str) -> None:
+    """Wait until the Bot API answers with a throwaway client, so run_polling/run_webhook start on a working one."""
+    bot = Bot(token, base_url=base_url)
+    try:
+        await wait_for_bot_api(bot, base_url)
+    finally:
+        await bot.shutdown()
+
+
 @contextlib.asynccontextmanager
-async def running(application: Application, *, poll_timeout: int = 10) -> AsyncIterator[Application]:
-    """Run the application with polling inside an `async with` (tests, the terminal chat, the benchmark)."""
+async def running(
+    application: Application, *, poll_timeout: int = 10, webhook: dict[str, Any] | None = None
+) -> AsyncIterator[Application]:
+    """Run the application inside an `async with` (tests, the terminal chat, the benchmark): polling, or a webhook
+    server with `webhook`'s options (see webhook_options)."""
     await application.initialize()
     try:
         if application.post_init is not None:
             await application.post_init(application)
         assert application.updater is not None
-        await application.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+        if webhook is None:
+            await application.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+        else:
+            await application.updater.start_webhook(**webhook, allowed_updates=Update.ALL_TYPES)
         await application.start()
         try:
             yield application

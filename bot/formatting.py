@@ -17,6 +17,7 @@ MAX_CALLBACK_BYTES = 64
 MAX_QUERY_LENGTH = 200  # longer than any real "title - artist"; more is a paste, not a song name
 PAGE_SIZE = 10
 MAX_PAGES = 5  # "more like this" stops after 50 songs: deeper ranks are noise
+MAX_OFFSET = (MAX_PAGES - 1) * PAGE_SIZE  # the last page's offset; a button asking for more is forged
 
 COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("recommend", "Songs like the one you name"),
@@ -93,7 +94,7 @@ def decode(data: str | None) -> Action | None:
         return Pick(rest)
     if kind == "m" and rest:
         track_id, _, offset = rest.rpartition(":")
-        if track_id and offset.isdigit():
+        if track_id and offset.isascii() and offset.isdigit() and _is_page(int(offset)):
             return More(track_id, int(offset))
         return None
     if data == "n":
@@ -101,6 +102,11 @@ def decode(data: str | None) -> Action | None:
     if data == "a:retrain":
         return AdminRetrain()
     return None
+
+
+def _is_page(offset: int) -> bool:
+    """Whether a "more like this" offset is one the bot offers; any other would rank up to the whole catalogue."""
+    return 0 <= offset <= MAX_OFFSET and offset % PAGE_SIZE == 0
 
 
 def _button(text: str, action: Action) -> InlineKeyboardButton | None:
@@ -144,7 +150,7 @@ def answer_text(seed: recsys.Track, tracks: Sequence[recsys.Track], *, offset: i
 
 def answer_keyboard(seed_id: str, next_offset: int, has_more: bool) -> InlineKeyboardMarkup | None:
     """The "more like this" button, while there is a next page."""
-    if not has_more or next_offset >= PAGE_SIZE * MAX_PAGES:
+    if not has_more or not _is_page(next_offset):
         return None
     button = _button("More like this ▸", More(seed_id, next_offset))
     return InlineKeyboardMarkup([[button]]) if button else None
@@ -284,6 +290,14 @@ def status_keyboard() -> InlineKeyboardMarkup:
     button = _button("🔁 Retrain now", AdminRetrain())
     assert button is not None
     return InlineKeyboardMarkup([[button]])
+
+
+def error_alert_text(update_id: int | None, error: BaseException, *, suppressed: int, window_s: float) -> str:
+    """The admins' alert for an unexpected error, with how many of its kind were held back before it."""
+    text = f"⚠️ Error in update {update_id}: <code>{esc(clip(f'{type(error).__name__}: {error}', 800))}</code>"
+    if suppressed:
+        text += f"\n{suppressed} more of these were suppressed (one alert per {window_s / 60:g} min)."
+    return text
 
 
 RETRAIN_STARTED = "🔁 Retraining started. I keep answering with the current model and report back when done."

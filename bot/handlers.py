@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from telegram import CallbackQuery, Message, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 import recsys
@@ -24,20 +24,35 @@ log = logging.getLogger(__name__)
 
 RETRAIN_JOB = "scheduled-retrain"
 TYPING_DELAY_S = 1.0  # answers faster than this need no "typing…" indicator
+# One admin alert per error type per window: a bug hit by every request must not become a message per request.
+ALERT_WINDOW_S = 600.0
+# Refusals Telegram sends when a user double-taps or a button waits too long: harmless, nothing to fix.
+HARMLESS_BAD_REQUESTS = ("message is not modified", "query is too old")
 
 
 class UserRateLimiter:
-    """A token bucket per user: `burst` requests at once, refilled at `per_minute`."""
+    """A token bucket per user: `burst` requests at once, refilled at `per_minute`.
+
+    A bucket that has refilled to full is the same as a new one, so such buckets are dropped: the memory follows
+    the users active in the last refill period, not every user ever seen.
+    """
 
     def __init__(self, burst: int, per_minute: float) -> None:
         self.burst = burst
         self.rate = per_minute / 60.0
+        self.refill_s = burst / self.rate  # from empty to full
         self._buckets: dict[int, tuple[float, float]] = {}  # user_id -> (tokens, last refill time)
         self._warned: set[int] = set()
+        self._last_sweep: float | None = None
+
+    def __len__(self) -> int:
+        """Users with a bucket in memory."""
+        return len(self._buckets)
 
     def allow(self, user_id: int, now: float | None = None) -> bool:
         """Take one token if the user has one."""
         now = time.monotonic() if now is None else now
+        self._sweep(now)
         tokens, last = self._buckets.get(user_id, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
         if tokens >= 1.0:
@@ -47,12 +62,48 @@ class UserRateLimiter:
         self._buckets[user_id] = (tokens, now)
         return False
 
+    def _sweep(self, now: float) -> None:
+        """Drop full buckets, at most once per refill period.
+
+        A bucket that survives a sweep was used within the last refill period, so after the previous sweep: each
+        entry a sweep reads stands for at least one call since, which keeps the cost O(1) per call amortised.
+        """
+        if self._last_sweep is None:
+            self._last_sweep = now
+        if now - self._last_sweep < self.refill_s:
+            return
+        self._last_sweep = now
+        for user_id in [
+            u for u, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.burst
+        ]:
+            del self._buckets[user_id]
+            self._warned.discard(user_id)
+
     def first_refusal(self, user_id: int) -> bool:
         """True once per streak of refusals, so the polite reply is not itself spam."""
         if user_id in self._warned:
             return False
         self._warned.add(user_id)
         return True
+
+
+class AlertThrottle:
+    """At most one alert per key per window; the next one learns how many were held back."""
+
+    def __init__(self, window_s: float = ALERT_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._last: dict[str, float] = {}  # key -> when its last alert went out
+        self._held: collections.Counter[str] = collections.Counter()
+
+    def admit(self, key: str, now: float | None = None) -> int | None:
+        """None: hold this one back; otherwise send it, mentioning the returned number held back before it."""
+        now = time.monotonic() if now is None else now
+        last = self._last.get(key)
+        if last is not None and now - last < self.window_s:
+            self._held[key] += 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)
 
 
 @dataclass
@@ -64,6 +115,7 @@ class BotState:
     limiter: UserRateLimiter
     started_at: float = field(default_factory=time.monotonic)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
+    alerts: AlertThrottle = field(default_factory=AlertThrottle)
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -350,20 +402,46 @@ async def scheduled_retrain(context: ContextTypes.DEFAULT_TYPE) -> None:
     await _report_retrain(context.application, task, None)
 
 
+def is_telegram_hiccup(error: BaseException) -> bool:
+    """Telegram refused or dropped a call for reasons outside the bot: a user who blocked it, flood control after
+    the retries, the network, a double tap. Nothing to fix, so nobody to tell."""
+    if isinstance(error, BadRequest):  # a NetworkError subclass, but usually the bot's own mistake
+        return any(text in error.message.lower() for text in HARMLESS_BAD_REQUESTS)
+    return isinstance(error, Forbidden | RetryAfter | NetworkError)  # TimedOut is a NetworkError
+
+
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the traceback, tell the user in plain words and, for unexpected errors, the admins."""
+    """Log every error; apologise for the bot's own; tell the admins of unexpected ones, once per type per window."""
     error = context.error
+    if error is None:
+        return
     update_id = update.update_id if isinstance(update, Update) else None
+    has_state = "state" in context.application.bot_data
+    if is_telegram_hiccup(error):
+        # No apology either: to a user who blocked the bot, or under flood control, it would fail the same way.
+        log.warning("update %s: Telegram call failed: %s: %s", update_id, type(error).__name__, error)
+        if has_state:
+            state_of(context).counts["telegram_errors"] += 1
+        return
     expected = isinstance(error, recsys.RecsysError)
     log.log(logging.WARNING if expected else logging.ERROR, "update %s failed: %s", update_id, error, exc_info=error)
-    if "state" in context.application.bot_data:
+    if has_state:
         state_of(context).counts["errors"] += 1
-    if isinstance(update, Update) and update.effective_chat is not None and error is not None:
+    if isinstance(update, Update) and update.effective_chat is not None:
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(update.effective_chat.id, fmt.friendly_error(error))
-    # Only errors inside a handler: a network blip while polling would otherwise page the admins every time.
-    if not expected and isinstance(update, Update) and "state" in context.application.bot_data:
-        await _notify_admins(
-            context.application,
-            f"⚠️ Error in update {update_id}: <code>{fmt.esc(fmt.clip(f'{type(error).__name__}: {error}', 800))}</code>",
-        )
+    # Only errors inside a handler: outside one (update None) there is no request a user is waiting on.
+    if not expected and isinstance(update, Update) and has_state:
+        await _alert_admins(context.application, update_id, error)
+
+
+async def _alert_admins(application: Application, update_id: int | None, error: BaseException) -> None:
+    """Tell the admins about an unexpected error, unless one of its type was reported within the window."""
+    state = cast(BotState, application.bot_data["state"])
+    held_back = state.alerts.admit(f"{type(error).__module__}.{type(error).__qualname__}")
+    if held_back is None:
+        log.info("admin alert for %s held back (one per %g s)", type(error).__name__, state.alerts.window_s)
+        return
+    await _notify_admins(
+        application, fmt.error_alert_text(update_id, error, suppressed=held_back, window_s=state.alerts.window_s)
+    )

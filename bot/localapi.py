@@ -60,7 +60,9 @@ CHAT_ACTIONS = frozenset(
     }
 )
 # Parameters that are plain strings on the wire; everything else is JSON-encoded by the client.
-_STRING_PARAMS = frozenset({"text", "parse_mode", "action", "callback_query_id", "url", "inline_message_id"})
+_STRING_PARAMS = frozenset(
+    {"text", "parse_mode", "action", "callback_query_id", "url", "inline_message_id", "secret_token"}
+)
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
@@ -128,6 +130,7 @@ class _ScriptedError:
     method: str
     error: ApiError
     times: int
+    chat_id: int | None = None  # only calls to this chat; None: any call of the method
 
 
 class _HtmlChecker(HTMLParser):
@@ -225,7 +228,7 @@ def _decode_params(raw: dict[str, str]) -> dict[str, Any]:
 class LocalBotAPI:
     """A fake Telegram: users send messages and tap buttons here; the bot polls and answers over real HTTP."""
 
-    def __init__(self, token: str, *, bot_id: int = 4242, username: str = "musicrec_local_bot") -> None:
+    def __init__(self, token: str, *, bot_id: int = 4242, username: str = "musicrec_local_bot", port: int = 0) -> None:
         self.token = token
         self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "MusicRec", "username": username}
         self.calls: list[BotCall] = []
@@ -233,6 +236,8 @@ class LocalBotAPI:
         self.commands: list[dict[str, str]] = []
         self.update_sent_at: dict[int, float] = {}  # update_id -> perf_counter when it was queued
         self.listeners: list[Callable[[BotCall], None]] = []
+        self.webhook: dict[str, Any] | None = None  # what setWebhook registered (url, secret_token, ...)
+        self.unauthorized: list[str] = []  # methods called with a wrong token, answered 401 and not in `calls`
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -243,7 +248,7 @@ class LocalBotAPI:
         self._poll_generation = 0
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self.port = 0
+        self.port = port  # 0: a random free port, known after start()
 
     # ----- lifecycle -----
 
@@ -253,8 +258,8 @@ class LocalBotAPI:
         return f"http://127.0.0.1:{self.port}/bot"
 
     async def start(self) -> LocalBotAPI:
-        """Listen on a random free port on 127.0.0.1."""
-        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", 0)
+        """Listen on 127.0.0.1, on the port given or a random free one."""
+        self._server = await asyncio.start_server(self._serve_connection, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -345,12 +350,23 @@ class LocalBotAPI:
         )
         return query_id
 
-    def script_error(self, method: str, code: int = 429, *, retry_after: int | None = 1, times: int = 1) -> None:
-        """Answer the next `times` calls of `method` with an error (429 with retry_after by default)."""
-        description = f"Too Many Requests: retry after {retry_after}" if code == 429 else f"Scripted error {code}"
-        error = ApiError(code, description, retry_after)
+    def script_error(
+        self,
+        method: str,
+        code: int = 429,
+        *,
+        retry_after: int | None = 1,
+        times: int = 1,
+        chat_id: int | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Answer the next `times` calls of `method` (to `chat_id` only, if given) with an error (429 with
+        retry_after by default; e.g. 403 "Forbidden: bot was blocked by the user" for a user who blocked the bot)."""
+        if description is None:
+            description = f"Too Many Requests: retry after {retry_after}" if code == 429 else f"Scripted error {code}"
+        error = ApiError(code, description, retry_after if code == 429 else None)
         error.scripted = True
-        self._scripted.append(_ScriptedError(method.lower(), error, times))
+        self._scripted.append(_ScriptedError(method.lower(), error, times, chat_id))
 
     def callback_answered(self, query_id: str) -> bool:
         """Whether the bot has answered this callback query."""
@@ -411,7 +427,8 @@ class LocalBotAPI:
     async def _dispatch(self, method: str, params: dict[str, Any]) -> Any:
         key = method.lower()
         for scripted in self._scripted:
-            if scripted.method == key and scripted.times > 0:
+            chat_matches = scripted.chat_id is None or params.get("chat_id") == scripted.chat_id
+            if scripted.method == key and scripted.times > 0 and chat_matches:
                 scripted.times -= 1
                 raise scripted.error
         handler = self._methods().get(key)
@@ -424,8 +441,9 @@ class LocalBotAPI:
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
         return {
             "getme": lambda p: self.bot_user,
-            "deletewebhook": lambda p: True,
-            "setwebhook": lambda p: True,
+            "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._webhook_info,
             "getupdates": lambda p: None,  # async; handled in _dispatch
             "sendmessage": self._send_message,
             "editmessagetext": self._edit_message_text,
@@ -439,7 +457,32 @@ class LocalBotAPI:
             "logout": lambda p: True,
         }
 
+    def _set_webhook(self, params: dict[str, Any]) -> bool:
+        url = params.get("url")
+        if not url:  # Telegram treats an empty url as deleteWebhook
+            self.webhook = None
+            return True
+        if not str(url).startswith("https://"):
+            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        self.webhook = dict(params)
+        return True
+
+    def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
+        if params.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    def _webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        url = self.webhook["url"] if self.webhook else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": len(self._updates)}
+
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         offset = int(params.get("offset") or 0)
         limit = max(1, min(100, int(params.get("limit") or 100)))
         timeout = max(0.0, float(params.get("timeout") or 0))
@@ -588,6 +631,7 @@ class LocalBotAPI:
             return 404, ApiError(404, "Not Found").payload()
         token, method = match.groups()
         if token != self.token:
+            self.unauthorized.append(method)
             return 401, ApiError(401, "Unauthorized").payload()
         raw = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         content_type = headers.get("content-type", "")

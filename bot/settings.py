@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 import recsys
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 
 
 class BotSettings(BaseSettings):
@@ -26,6 +28,8 @@ class BotSettings(BaseSettings):
         env_ignore_empty=True,
         frozen=True,
         populate_by_name=True,
+        # A validation error must not echo what was given: for the token and the webhook secret that is the secret.
+        hide_input_in_errors=True,
     )
 
     # The BotFather token. Unset: `python -m bot` opens the terminal chat instead of connecting to Telegram.
@@ -46,7 +50,8 @@ class BotSettings(BaseSettings):
     # Training's own time budget: past it, training stops and keeps its best validated epoch. Unset: the library's
     # default (TrainConfig.max_seconds, 110 s), plenty for the real data; millions of pairs need more.
     train_budget_minutes: float | None = Field(default=None, gt=0)
-    # A new model is swapped in only if each named metric is at least this value, e.g. {"recall@20": 0.05}.
+    # A new model is swapped in only if each named metric is at least this value, e.g. {"val_recall@20": 0.05};
+    # the names are those training records (recsys.metric_names()), checked at start-up.
     retrain_min_metrics: dict[str, float] = Field(default_factory=dict)
     # Bot API server; change it for a self-hosted Bot API server or the tests' fake server.
     bot_api_base_url: str = DEFAULT_API_BASE_URL
@@ -54,6 +59,8 @@ class BotSettings(BaseSettings):
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, gt=0, lt=65536)
+    # What Telegram sends in X-Telegram-Bot-Api-Secret-Token, so forged posts are refused. Unset: a new one is
+    # generated at every start (setWebhook registers it), which is as safe; set it to keep it across restarts.
     webhook_secret: SecretStr | None = None
     # Per-user limit on searches: a burst of this many, refilled at requests_per_minute.
     user_burst: int = Field(default=5, ge=1)
@@ -101,10 +108,37 @@ class BotSettings(BaseSettings):
             return None
         return value
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _check_webhook_secret(cls, value: Any) -> Any:
+        """Telegram's rule for secret_token, checked here rather than by a failing setWebhook at start-up."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and not raw.strip():
+            return None
+        if isinstance(raw, str) and not WEBHOOK_SECRET_RE.fullmatch(raw):
+            problem = f"it has {len(raw)}" if len(raw) > 256 else "it has other characters"
+            raise ValueError(
+                f"MUSICREC_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ - (Telegram's rule), {problem}; "
+                "leave it empty to generate one per run"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_schedule(self) -> BotSettings:
         if self.retrain_interval_minutes is not None and self.retrain_cron is not None:
             raise ValueError("set MUSICREC_RETRAIN_INTERVAL_MINUTES or MUSICREC_RETRAIN_CRON, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> BotSettings:
+        """A floor on a metric training never records would reject every retrain, silently."""
+        known = recsys.metric_names(self.train_config())
+        unknown = sorted(set(self.retrain_min_metrics) - set(known))
+        if unknown:
+            raise ValueError(
+                f"MUSICREC_RETRAIN_MIN_METRICS names unknown metrics {', '.join(map(repr, unknown))}; "
+                f"training records: {', '.join(known)}"
+            )
         return self
 
     def train_config(self) -> recsys.TrainConfig | None:

@@ -16,6 +16,7 @@ import recsys
 import recsys.data
 import recsys.demo
 from bot import formatting as fmt
+from bot.handlers import UserRateLimiter
 from bot.service import MusicService, Resolution
 
 pytestmark = pytest.mark.usefixtures("no_violations")
@@ -336,6 +337,51 @@ async def test_per_user_rate_limit_answers_politely_once(
         texts = telegram.texts_to(USER, since=since)
         assert sum(t.startswith("🎧") for t in texts) == 2
         assert texts.count(fmt.RATE_LIMITED) == 1
+
+
+async def test_forged_page_button_is_expired_and_never_ranks_past_the_last_page(
+    telegram: FakeTelegram, run_bot: BotFactory, demo_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = _unique_title(demo_csv)
+    async with run_bot() as app:
+        service: MusicService = app.bot_data["state"].service
+        ranked: list[int] = []  # how many songs each recommend() call made the snapshot rank
+        original = service.recommend
+
+        async def recording(track_id: str, *, k: int = 10, offset: int = 0) -> list[recsys.Track]:
+            ranked.append(offset + k)
+            return await original(track_id, k=k, offset=offset)
+
+        monkeypatch.setattr(service, "recommend", recording)
+        answer = await telegram.ask(USER, row["track_name"])
+        assert ranked == [fmt.PAGE_SIZE + 1], "the recorder is not in the path: the test proves nothing"
+        ranked.clear()
+        for offset in (9_999_999, fmt.PAGE_SIZE * fmt.MAX_PAGES, 15):
+            answer = await telegram.ask(USER, row["track_name"])
+            _, reply = await telegram.press(answer, f"m:{row['track_id']}:{offset}", force=True)
+            assert "expired" in reply.text
+        # The real last page is still served.
+        answer = await telegram.ask(USER, row["track_name"])
+        _, last = await telegram.press(answer, f"m:{row['track_id']}:{fmt.MAX_OFFSET}", force=True)
+        assert re.search(rf"^{fmt.MAX_OFFSET + 1}\. ", last.text, re.M)
+        assert max(ranked) == fmt.MAX_PAGES * fmt.PAGE_SIZE + 1
+
+
+def test_rate_limiter_forgets_idle_users_but_not_one_mid_streak() -> None:
+    limiter = UserRateLimiter(burst=5, per_minute=20)  # a token every 3 s; refills from empty in 15 s
+    for user_id in range(10_000):
+        assert limiter.allow(user_id, now=user_id / 1000)  # 10,000 users once each within 10 s
+    greedy = 99_999
+    assert all(limiter.allow(greedy, now=14.0) for _ in range(5))
+    assert not limiter.allow(greedy, now=14.0) and limiter.first_refusal(greedy)
+    assert len(limiter) > 10_000
+
+    assert limiter.allow(123_456, now=15.5)  # everyone else has refilled to a full bucket by now
+    assert len(limiter) <= 3
+    # The greedy user earned only half a token since: still refused, and not warned a second time.
+    assert not limiter.allow(greedy, now=15.5)
+    assert not limiter.first_refusal(greedy)
+    assert limiter.allow(greedy, now=17.5)  # a whole token 3.5 s after emptying the bucket
 
 
 async def test_flood_control_retries_after_429(telegram: FakeTelegram, run_bot: BotFactory, demo_csv: Path) -> None:

@@ -63,9 +63,35 @@ def test_too_long_ids_get_no_button_instead_of_a_rejected_message() -> None:
     assert labels == ["Song — Artist", "None of these"]
 
 
-@pytest.mark.parametrize("data", [None, "", "zz", "m:abc", "m:abc:x", "p:", "a:other"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "",
+        "zz",
+        "m:abc",
+        "m:abc:x",
+        "p:",
+        "a:other",
+        # Forged "more like this" pages: past the last page, or between pages (each would rank offset+11 songs).
+        "m:abc:9999999",
+        f"m:abc:{fmt.PAGE_SIZE * fmt.MAX_PAGES}",
+        "m:abc:15",
+        "m:abc:²",  # a Unicode digit: str.isdigit() says yes, int() says no
+    ],
+)
 def test_unknown_callback_data_decodes_as_expired(data: str | None) -> None:
     assert fmt.decode(data) is None
+
+
+def test_every_page_the_bot_offers_decodes() -> None:
+    offsets = [fmt.PAGE_SIZE * page for page in range(1, fmt.MAX_PAGES)]
+    assert offsets[-1] == fmt.MAX_OFFSET
+    for offset in offsets:
+        keyboard = fmt.answer_keyboard("abc", offset, has_more=True)
+        assert keyboard is not None
+        data = keyboard.inline_keyboard[0][0].callback_data
+        assert isinstance(data, str) and fmt.decode(data) == fmt.More("abc", offset)
 
 
 def test_more_button_stops_after_the_last_page() -> None:

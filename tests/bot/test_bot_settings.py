@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+import recsys
 from bot.settings import BotSettings
 
 
@@ -49,6 +50,10 @@ def test_empty_token_means_terminal_mode() -> None:
         ({"retrain_cron": "every day"}, "crontab"),
         ({"admin_ids": "12,abc"}, "numeric"),
         ({"retrain_interval_minutes": 0}, "greater than 0"),
+        # Telegram accepts 1-256 characters of A-Z a-z 0-9 _ - as a webhook secret; setWebhook would fail later.
+        ({"webhook_secret": "has spaces in it"}, "MUSICREC_WEBHOOK_SECRET"),
+        ({"webhook_secret": "dots.are.not.allowed"}, "MUSICREC_WEBHOOK_SECRET"),
+        ({"webhook_secret": "x" * 257}, "MUSICREC_WEBHOOK_SECRET"),
     ],
 )
 def test_bad_values_fail_at_start_up_with_a_clear_message(values: dict[str, object], message: str) -> None:
@@ -73,3 +78,23 @@ def test_training_budget_reaches_the_retrain_config(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MUSICREC_TRAIN_BUDGET_MINUTES", "0")
     with pytest.raises(ValidationError):
         BotSettings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_unknown_retrain_metric_is_refused_at_start_up_naming_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "recall@20" is what an older comment suggested; training records "val_recall@20", so every retrain would
+    # have been rejected for a metric that never exists.
+    monkeypatch.setenv("MUSICREC_RETRAIN_MIN_METRICS", '{"recall@20": 0.05}')
+    with pytest.raises(ValidationError, match="MUSICREC_RETRAIN_MIN_METRICS") as caught:
+        BotSettings(_env_file=None)  # type: ignore[call-arg]
+    message = str(caught.value)
+    assert "'recall@20'" in message
+    assert all(name in message for name in recsys.metric_names())
+    monkeypatch.setenv("MUSICREC_RETRAIN_MIN_METRICS", '{"val_recall@20": 0.05, "best_epoch": 1}')
+    assert BotSettings(_env_file=None).retrain_min_metrics == {"val_recall@20": 0.05, "best_epoch": 1}  # type: ignore[call-arg]
+
+
+def test_a_valid_webhook_secret_is_kept_and_an_empty_one_means_generate() -> None:
+    secret = "A-z_09" * 40 + "abcdefghijklmnop"  # 256 characters, every allowed kind
+    settings = BotSettings(_env_file=None, webhook_secret=secret)  # type: ignore[call-arg,arg-type]
+    assert settings.webhook_secret is not None and settings.webhook_secret.get_secret_value() == secret
+    assert BotSettings(_env_file=None, webhook_secret=" ").webhook_secret is None  # type: ignore[call-arg,arg-type]
