@@ -11,12 +11,13 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recsys.config import LossConfig, ModelConfig, TrainConfig
 from recsys.data import Catalog
 from recsys.errors import InvalidQueryError, UnknownPlaylistError, UnknownTrackError
-from recsys.graph import FeatureScaler
+from recsys.graph import FeatureScaler, artist_keys
 
 
 class Scorer(Protocol):
@@ -120,8 +121,8 @@ class ArtistAlbumScorer(CatalogScorer):
 
     def __init__(self, catalog: Catalog) -> None:
         super().__init__(catalog)
-        self._artist = np.unique(np.char.lower(catalog.track_artists.astype(str)), return_inverse=True)[1]
-        albums, album_idx = np.unique(catalog.album_ids, return_inverse=True)
+        self._artist = pd.factorize(artist_keys(catalog))[0]  # [T] artist_idx
+        album_idx, albums = pd.factorize(catalog.album_ids)
         # Unknown albums ("") are not a shared album.
         self._album = np.where(catalog.album_ids == "", -1, album_idx)
         self._num_albums = len(albums)

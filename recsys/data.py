@@ -6,15 +6,17 @@ import csv
 import logging
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from recsys.config import DataConfig
 from recsys.errors import DataError
-from recsys.files import sha256_file
+from recsys.files import HashingReader, sha256_file, sha256_stream
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,24 @@ AUDIO_FEATURES: tuple[str, ...] = (
     "tempo",
     "duration_ms",
 )
+# Each audio feature's physical range (Spotify's audio-features reference: the 0-1 scores, key -1 for "no key
+# detected", loudness typically -60 to 0 dB). A value outside it, like a non-finite one, is a broken cell and is
+# repaired like a non-numeric one. The real data lies well inside: loudness -46.4..1.3 dB, tempo 0..239.4 BPM,
+# duration 4000..517810 ms.
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    "danceability": (0.0, 1.0),
+    "energy": (0.0, 1.0),
+    "key": (-1.0, 11.0),
+    "loudness": (-60.0, 5.0),
+    "mode": (0.0, 1.0),
+    "speechiness": (0.0, 1.0),
+    "acousticness": (0.0, 1.0),
+    "instrumentalness": (0.0, 1.0),
+    "liveness": (0.0, 1.0),
+    "valence": (0.0, 1.0),
+    "tempo": (0.0, 300.0),  # BPM
+    "duration_ms": (1000.0, 14_400_000.0),  # 1 s to 4 h
+}
 REQUIRED_COLUMNS: tuple[str, ...] = ("track_id", "track_name", "track_artist", "playlist_id", *AUDIO_FEATURES)
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "track_popularity",
@@ -56,6 +76,8 @@ class LoadReport:
     coerced_feature_values: dict[str, int] = field(default_factory=dict)
     missing_name_rows: int = 0
     catalogue_only_tracks: int = 0
+    long_id_rows: int = 0  # rows skipped because an id was longer than max_id_length
+    max_id_length: int = DataConfig.max_id_length
 
     def warnings(self) -> list[str]:
         """Human-readable lines for everything that was repaired."""
@@ -67,9 +89,16 @@ class LoadReport:
                 f"{self.conflicting_track_rows} rows repeat a track_id with different metadata; the first row won"
             )
         for col, n in sorted(self.coerced_feature_values.items()):
-            out.append(f"column {col!r}: {n} non-numeric or empty values were replaced by the column median")
+            out.append(
+                f"column {col!r}: {n} non-numeric, non-finite or out-of-range values were replaced by the column median"
+            )
         if self.missing_name_rows:
             out.append(f"{self.missing_name_rows} rows had no track name or artist; shown with a placeholder")
+        if self.long_id_rows:
+            out.append(
+                f"{self.long_id_rows} rows were skipped: their track_id, playlist_id or track_album_id is longer than "
+                f"{self.max_id_length} characters (Spotify ids have 22)"
+            )
         return out
 
 
@@ -77,9 +106,11 @@ class LoadReport:
 class Catalog:
     """Validated tracks, playlists and their deduplicated membership pairs. Arrays are read-only."""
 
+    # Text arrays hold Python str in dtype=object arrays: their memory follows the total text, where a fixed-width
+    # numpy str array would give every row the width of the longest name.
     track_ids: np.ndarray  # [num_tracks] str
-    track_names: np.ndarray  # [num_tracks] str
-    track_artists: np.ndarray  # [num_tracks] str
+    track_names: np.ndarray  # [num_tracks] str, at most DataConfig.max_name_length characters
+    track_artists: np.ndarray  # [num_tracks] str, idem
     album_ids: np.ndarray  # [num_tracks] str, "" when unknown
     album_names: np.ndarray  # [num_tracks] str, "" when unknown
     years: np.ndarray  # [num_tracks] float32, NaN when unknown
@@ -152,31 +183,49 @@ _NA_COLUMNS = ("track_name", "track_artist", "track_album_name", "track_album_id
 _META_COLUMNS = ("track_name", "track_artist", "track_album_id")
 
 
-def _is_parquet(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PAR1"
+# Name columns are cleaned and cut to DataConfig.max_name_length; id columns longer than max_id_length drop the row.
+_NAME_COLUMNS = ("track_name", "track_artist", "track_album_name", "playlist_name")
+_ID_COLUMNS = ("track_id", "playlist_id", "track_album_id")
+# Unicode category Cc: C0 controls, DEL and C1 controls (NUL, tab, newline, escape ...).
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f-\x9f]"
+# Bytes read to tell Parquet from CSV and to spot a binary file posing as a CSV.
+_HEAD_BYTES = 8192
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    """Open the data file for reading; the loader's one place that opens it."""
+    return open(path, "rb")
+
+
+def _os_error(path: Path, exc: OSError) -> DataError:
+    """One line for an operating-system error on the data file: what failed, and what to check."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    advice = "check the file's permissions" if isinstance(exc, PermissionError) else "check the file and its disk"
+    return DataError(f"cannot read data file {str(path)!r}: {reason}; {advice}")
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        size = path.stat().st_size if exists else 0
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    if not exists:
         raise DataError(
             f"data file {str(path)!r} does not exist: pass --data PATH, set {DATA_ENV_VAR}, "
             "run 'musicrec data download', or 'musicrec data demo' for the offline demo catalogue"
         )
-    if path.is_dir():
+    if is_dir:
         raise DataError(f"data path {str(path)!r} is a directory; expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise DataError(f"data file {str(path)!r} is empty; expected a CSV with a header row")
 
 
-def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    if b"\x00" in head:
-        raise DataError(f"data file {str(path)!r} looks binary (NUL bytes); expected a UTF-8 CSV text file")
+def _csv_chunks(path: Path, source: HashingReader, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
-        with pd.read_csv(
-            path,
+        # The stubs ask for a whole file interface; the C engine only calls read(), all HashingReader offers.
+        with pd.read_csv(  # type: ignore[call-overload]
+            source,
             dtype=str,
             keep_default_na=False,
             encoding="utf-8",
@@ -193,9 +242,11 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(
             f"data file {str(path)!r} is not a well-formed CSV ({exc}); check quoting and the number of fields"
         ) from exc
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
 
 
-def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(path: Path, fh: BinaryIO, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow ships with the scale and dev extras
@@ -203,36 +254,94 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             f"{str(path)!r} is a Parquet file; reading it needs pyarrow (pip install 'musicrec[scale]')"
         ) from exc
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(fh)
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid / ArrowIOError for corrupt files
         raise DataError(f"data file {str(path)!r} is not a readable Parquet file ({exc})") from exc
 
 
-def _chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks of at most chunk_rows, with stripped text columns ("" for missing)."""
+class _Source:
+    """The data file, opened once: its rows in chunks, then the sha256 of exactly the bytes they came from.
+
+    Hashing and parsing use the same open handle, so a file replaced on disk (by rename) during a long load is
+    neither parsed nor fingerprinted halfway: the catalogue records the hash of what it was built from."""
+
+    def __init__(self, path: Path, fh: BinaryIO) -> None:
+        self.path = path
+        self._fh = fh
+        try:
+            head = fh.read(_HEAD_BYTES)
+            fh.seek(0)
+            self.is_parquet = head[:4] == b"PAR1"
+            # pyarrow reads a Parquet file out of order (footer first), so it is hashed whole before parsing.
+            self._parquet_digest = sha256_stream(fh) if self.is_parquet else ""
+            fh.seek(0)
+        except OSError as exc:
+            raise _os_error(path, exc) from exc
+        if not self.is_parquet and b"\x00" in head:
+            raise DataError(f"data file {str(path)!r} looks binary (NUL bytes); expected a UTF-8 CSV text file")
+        self._csv = HashingReader(fh)
+
+    def chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        """The file's rows as DataFrames of at most chunk_rows rows, as parsed (no cleaning)."""
+        if self.is_parquet:
+            return _parquet_chunks(self.path, self._fh, chunk_rows)
+        return _csv_chunks(self.path, self._csv, chunk_rows)
+
+    def fingerprint(self) -> str:
+        """sha256 of the file's bytes as read by this source; call after chunks() is exhausted."""
+        if self.is_parquet:
+            return self._parquet_digest
+        try:
+            return self._csv.finish()
+        except OSError as exc:
+            raise _os_error(self.path, exc) from exc
+
+
+@contextmanager
+def _open_source(path: Path) -> Iterator[_Source]:
     _check_file(path)
-    reader = _parquet_chunks(path, chunk_rows) if _is_parquet(path) else _csv_chunks(path, chunk_rows)
-    for frame in reader:
-        frame.columns = [str(c).strip() for c in frame.columns]
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"data file {str(path)!r} lacks required column(s) {', '.join(missing)}; expected the "
-                f"spotify_songs.csv layout with at least: {', '.join(REQUIRED_COLUMNS)}"
-            )
-        for col in (*_TEXT_COLUMNS, "track_popularity"):
-            if col not in frame.columns:
-                frame[col] = ""
-        for col in _TEXT_COLUMNS:
-            values = frame[col]
-            if values.dtype != object:
-                values = values.astype("string").fillna("").astype(object)
-            frame[col] = values.fillna("").astype(str).str.strip()
-        for col in _NA_COLUMNS:
-            frame.loc[frame[col] == "NA", col] = ""
-        yield frame
+    try:
+        fh = _open_binary(path)
+    except OSError as exc:
+        raise _os_error(path, exc) from exc
+    with fh:
+        yield _Source(path, fh)
+
+
+def _clean_names(values: pd.Series, max_length: int) -> pd.Series:
+    """Names with control characters replaced by spaces and cut to max_length characters (clean chunks, nearly all
+    of them, only pay for the two checks)."""
+    if values.str.contains(_CONTROL_CHARACTERS, regex=True).any():
+        values = values.str.replace(_CONTROL_CHARACTERS, " ", regex=True).str.strip()
+    if (values.str.len() > max_length).any():
+        values = values.str.slice(0, max_length).str.rstrip()
+    return values
+
+
+def _clean(frame: pd.DataFrame, path: Path, config: DataConfig) -> pd.DataFrame:
+    """A parsed chunk with the required columns checked, text stripped ("" for missing) and names cleaned."""
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"data file {str(path)!r} lacks required column(s) {', '.join(missing)}; expected the "
+            f"spotify_songs.csv layout with at least: {', '.join(REQUIRED_COLUMNS)}"
+        )
+    for col in (*_TEXT_COLUMNS, "track_popularity"):
+        if col not in frame.columns:
+            frame[col] = ""
+    for col in _TEXT_COLUMNS:
+        values = frame[col]
+        if values.dtype != object:
+            values = values.astype("string").fillna("").astype(object)
+        frame[col] = values.fillna("").astype(str).str.strip()
+    for col in _NA_COLUMNS:
+        frame.loc[frame[col] == "NA", col] = ""
+    for col in _NAME_COLUMNS:
+        frame[col] = _clean_names(frame[col], config.max_name_length)
+    return frame
 
 
 def _year(dates: pd.Series) -> np.ndarray:
@@ -245,6 +354,30 @@ def _numbers(values: pd.Series) -> pd.Series:
     if values.dtype == object:
         values = values.str.strip()
     return pd.to_numeric(values, errors="coerce")
+
+
+def _feature(values: pd.Series, col: str) -> tuple[pd.Series, int]:
+    """An audio feature column as float32, NaN where the value is non-numeric, non-finite or out of the column's
+    physical range (checked before the cast: 1e308 is finite in float64 but not in float32), and how many were."""
+    numbers = _numbers(values)
+    lo, hi = FEATURE_RANGES[col]
+    usable = numbers.between(lo, hi)  # False for NaN and +-inf
+    return numbers.where(usable).astype(np.float32), int((~usable).sum())
+
+
+def _drop_long_ids(frame: pd.DataFrame, max_length: int) -> tuple[pd.DataFrame, int]:
+    """The rows whose ids all fit in max_length characters, and how many rows were dropped."""
+    too_long = np.zeros(len(frame), dtype=bool)
+    for col in _ID_COLUMNS:
+        too_long |= (frame[col].str.len() > max_length).to_numpy()
+    return frame[~too_long], int(too_long.sum())
+
+
+def _text(values: pd.Series | np.ndarray | list[str]) -> np.ndarray:
+    """A read-only object array of str (its own copy, not a view of a DataFrame's block)."""
+    out = np.array(values, dtype=object)
+    out.setflags(write=False)
+    return out
 
 
 class _Ids:
@@ -286,7 +419,7 @@ class _Majority:
     def result(self, num_tracks: int) -> np.ndarray:
         out = np.full(num_tracks, "", dtype=object)
         if not self.parts:
-            return out.astype(str)
+            return out
         track, label, row = np.concatenate(self.parts, axis=1)
         width = max(len(self.labels), 1)  # key = track * width + label
         key = track * width + label
@@ -298,117 +431,143 @@ class _Majority:
         winners = order[np.r_[True, best_tracks[1:] != best_tracks[:-1]]]
         vocab = np.array(list(self.labels.index), dtype=object)
         out[uniq[winners] // width] = vocab[uniq[winners] % width]
-        return out.astype(str)
+        return out
 
 
 def _meta_hash(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[list(_META_COLUMNS)], index=False).to_numpy()
 
 
+class _Builder:
+    """Accumulates cleaned chunks into a Catalog: first-seen tracks and playlists, pairs, labels and repair counts."""
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+        self.track_ids, self.playlist_ids = _Ids(), _Ids()
+        self.track_parts: list[pd.DataFrame] = []  # each new track's first row
+        self.playlist_name_parts: list[np.ndarray] = []
+        self.pair_parts: list[np.ndarray] = []  # [2, n] playlist_idx, track_idx per chunk, in row order
+        self.genre, self.subgenre = _Majority(), _Majority()
+        self.valid = dict.fromkeys(AUDIO_FEATURES, 0)
+        self.coerced = dict.fromkeys(AUDIO_FEATURES, 0)
+        self.rows = self.missing_name = self.conflicts = self.long_ids = 0
+        self.track_hash = np.empty(0, dtype=np.uint64)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Take in one cleaned chunk."""
+        frame = frame[frame["track_id"] != ""]
+        frame, long_ids = _drop_long_ids(frame, self.config.max_id_length)
+        self.long_ids += long_ids
+        if frame.empty:
+            return
+        frame = frame.reset_index(drop=True)
+        for col in AUDIO_FEATURES:
+            frame[col], bad = _feature(frame[col], col)
+            self.valid[col] += len(frame) - bad
+            self.coerced[col] += bad
+        frame["track_popularity"] = _numbers(frame["track_popularity"]).astype(np.float32)
+        no_name = (frame["track_name"] == "") | (frame["track_artist"] == "")
+        self.missing_name += int(no_name.sum())
+        frame.loc[frame["track_name"] == "", "track_name"] = self.config.placeholder_name
+        frame.loc[frame["track_artist"] == "", "track_artist"] = self.config.placeholder_artist
+
+        # Tracks: the first row of each track_id wins; rows that disagree with it on metadata are counted.
+        t_idx, new_rows = self.track_ids.add(frame["track_id"])
+        hashes = _meta_hash(frame)
+        self.track_parts.append(frame.iloc[new_rows])
+        self.track_hash = np.concatenate([self.track_hash, hashes[new_rows]])
+        self.conflicts += int((hashes != self.track_hash[t_idx]).sum())
+
+        in_playlist = (frame["playlist_id"] != "").to_numpy()
+        if in_playlist.any():
+            p_idx, new_playlists = self.playlist_ids.add(frame["playlist_id"][in_playlist])
+            self.playlist_name_parts.append(frame["playlist_name"][in_playlist].to_numpy()[new_playlists])
+            self.pair_parts.append(np.stack([p_idx, t_idx[in_playlist]]))
+        self.genre.add(t_idx, frame["playlist_genre"], self.rows)
+        self.subgenre.add(t_idx, frame["playlist_subgenre"], self.rows)
+        self.rows += len(frame)
+
+    def check(self, name: str) -> None:
+        """Raise DataError when what was read cannot make a catalogue."""
+        if self.rows == 0:
+            raise DataError(f"data file {name!r} has no rows with a track_id")
+        for col in AUDIO_FEATURES:
+            if self.valid[col] == 0:
+                lo, hi = FEATURE_RANGES[col]
+                raise DataError(
+                    f"data file {name!r}: column {col!r} has no usable values; expected numbers in [{lo:g}, {hi:g}]"
+                )
+        if not self.pair_parts:
+            raise DataError(
+                f"data file {name!r} has no playlist rows (every playlist_id is empty); a model learns from "
+                "playlists, so at least some rows need a playlist_id"
+            )
+
+    def catalog(self, name: str, fingerprint: str) -> Catalog:
+        """The finished catalogue; its repairs are logged as warnings."""
+        self.check(name)
+        tracks = pd.concat(self.track_parts, ignore_index=True)
+        features = tracks[list(AUDIO_FEATURES)].to_numpy(dtype=np.float32)  # [T, F]
+        # Unusable values become the column's median over the catalogue's tracks.
+        medians = np.nanmedian(features, axis=0)
+        features = np.where(np.isnan(features), medians, features).astype(np.float32)
+
+        # Pairs: deduplicated, keeping the first occurrence's order.
+        num_tracks = len(self.track_ids)
+        pairs = np.concatenate(self.pair_parts, axis=1)  # [2, rows with a playlist]
+        key = pairs[0] * num_tracks + pairs[1]
+        first = np.sort(np.unique(key, return_index=True)[1])
+        edges = np.ascontiguousarray(pairs[:, first])  # [2, num_pairs]
+        degree = np.bincount(edges[1], minlength=num_tracks)
+
+        report = LoadReport(
+            rows=self.rows,
+            duplicate_pairs=pairs.shape[1] - edges.shape[1],
+            conflicting_track_rows=self.conflicts,
+            coerced_feature_values={c: n for c, n in self.coerced.items() if n},
+            missing_name_rows=self.missing_name,
+            catalogue_only_tracks=int((degree == 0).sum()),
+            long_id_rows=self.long_ids,
+            max_id_length=self.config.max_id_length,
+        )
+        for line in report.warnings():
+            log.warning("%s: %s", name, line)
+
+        def ro(a: np.ndarray) -> np.ndarray:
+            a.setflags(write=False)
+            return a
+
+        return Catalog(
+            track_ids=_text(tracks["track_id"]),
+            track_names=_text(tracks["track_name"]),
+            track_artists=_text(tracks["track_artist"]),
+            album_ids=_text(tracks["track_album_id"]),
+            album_names=_text(tracks["track_album_name"]),
+            years=ro(_year(tracks["track_album_release_date"])),
+            popularity=ro(tracks["track_popularity"].to_numpy(dtype=np.float32)),
+            genres=_text(self.genre.result(num_tracks)),
+            subgenres=_text(self.subgenre.result(num_tracks)),
+            features=ro(features),
+            playlist_ids=_text(list(self.playlist_ids.index)),
+            playlist_names=_text(np.concatenate(self.playlist_name_parts)),
+            edges=ro(edges),
+            fingerprint=fingerprint,
+            report=report,
+        )
+
+
 def load_catalog(
     path: str | os.PathLike[str] | None = None, config: DataConfig | None = None, chunk_rows: int = CHUNK_ROWS
 ) -> Catalog:
     """Read, validate and repair a playlist CSV or Parquet file; raise DataError saying what to do when it cannot
-    be used. The file is read in chunks of chunk_rows rows, so memory grows with the catalogue, not the file."""
+    be used. The file is read in chunks of chunk_rows rows, so memory grows with the catalogue, not the file.
+
+    The file is opened once; its fingerprint is the sha256 of the bytes the catalogue was parsed from."""
     config = config or DataConfig()
     data_path = resolve_data_path(path)
-    name = str(data_path)
-
-    track_ids, playlist_ids = _Ids(), _Ids()
-    track_parts: list[pd.DataFrame] = []  # each new track's first row
-    playlist_name_parts: list[np.ndarray] = []
-    pair_parts: list[np.ndarray] = []  # [2, n] playlist_idx, track_idx per chunk, in row order
-    genre, subgenre = _Majority(), _Majority()
-    valid = dict.fromkeys(AUDIO_FEATURES, 0)
-    coerced = dict.fromkeys(AUDIO_FEATURES, 0)
-    rows = missing_name = conflicts = 0
-    track_hash = np.empty(0, dtype=np.uint64)
-
-    for frame in _chunks(data_path, chunk_rows):
-        frame = frame[frame["track_id"] != ""]
-        if frame.empty:
-            continue
-        frame = frame.reset_index(drop=True)
-        for col in AUDIO_FEATURES:
-            values = _numbers(frame[col])
-            bad = int(values.isna().sum())
-            valid[col] += len(values) - bad
-            coerced[col] += bad
-            frame[col] = values.astype(np.float32)
-        frame["track_popularity"] = _numbers(frame["track_popularity"]).astype(np.float32)
-        no_name = (frame["track_name"] == "") | (frame["track_artist"] == "")
-        missing_name += int(no_name.sum())
-        frame.loc[frame["track_name"] == "", "track_name"] = config.placeholder_name
-        frame.loc[frame["track_artist"] == "", "track_artist"] = config.placeholder_artist
-
-        # Tracks: the first row of each track_id wins; rows that disagree with it on metadata are counted.
-        t_idx, new_rows = track_ids.add(frame["track_id"])
-        hashes = _meta_hash(frame)
-        track_parts.append(frame.iloc[new_rows])
-        track_hash = np.concatenate([track_hash, hashes[new_rows]])
-        conflicts += int((hashes != track_hash[t_idx]).sum())
-
-        in_playlist = (frame["playlist_id"] != "").to_numpy()
-        if in_playlist.any():
-            p_idx, new_playlists = playlist_ids.add(frame["playlist_id"][in_playlist])
-            playlist_name_parts.append(frame["playlist_name"][in_playlist].to_numpy()[new_playlists])
-            pair_parts.append(np.stack([p_idx, t_idx[in_playlist]]))
-        genre.add(t_idx, frame["playlist_genre"], rows)
-        subgenre.add(t_idx, frame["playlist_subgenre"], rows)
-        rows += len(frame)
-
-    if rows == 0:
-        raise DataError(f"data file {name!r} has no rows with a track_id")
-    for col in AUDIO_FEATURES:
-        if valid[col] == 0:
-            raise DataError(f"data file {name!r}: column {col!r} has no numeric values; expected numbers")
-    if not pair_parts:
-        raise DataError(
-            f"data file {name!r} has no playlist rows (every playlist_id is empty); a model learns from "
-            "playlists, so at least some rows need a playlist_id"
-        )
-    tracks = pd.concat(track_parts, ignore_index=True)
-    features = tracks[list(AUDIO_FEATURES)].to_numpy(dtype=np.float32)  # [T, F]
-    # Non-numeric values become the column's median over the catalogue's tracks.
-    medians = np.nanmedian(features, axis=0)
-    features = np.where(np.isnan(features), medians, features).astype(np.float32)
-
-    # Pairs: deduplicated, keeping the first occurrence's order.
-    pairs = np.concatenate(pair_parts, axis=1)  # [2, rows with a playlist]
-    key = pairs[0] * len(track_ids) + pairs[1]
-    first = np.sort(np.unique(key, return_index=True)[1])
-    edges = np.ascontiguousarray(pairs[:, first])  # [2, num_pairs]
-    degree = np.bincount(edges[1], minlength=len(track_ids))
-
-    def ro(a: np.ndarray) -> np.ndarray:
-        a.setflags(write=False)
-        return a
-
-    report = LoadReport(
-        rows=rows,
-        duplicate_pairs=pairs.shape[1] - edges.shape[1],
-        conflicting_track_rows=conflicts,
-        coerced_feature_values={c: n for c, n in coerced.items() if n},
-        missing_name_rows=missing_name,
-        catalogue_only_tracks=int((degree == 0).sum()),
-    )
-    for line in report.warnings():
-        log.warning("%s: %s", name, line)
-
-    return Catalog(
-        track_ids=ro(tracks["track_id"].to_numpy(dtype=str)),
-        track_names=ro(tracks["track_name"].to_numpy(dtype=str)),
-        track_artists=ro(tracks["track_artist"].to_numpy(dtype=str)),
-        album_ids=ro(tracks["track_album_id"].to_numpy(dtype=str)),
-        album_names=ro(tracks["track_album_name"].to_numpy(dtype=str)),
-        years=ro(_year(tracks["track_album_release_date"])),
-        popularity=ro(tracks["track_popularity"].to_numpy(dtype=np.float32)),
-        genres=ro(genre.result(len(track_ids))),
-        subgenres=ro(subgenre.result(len(track_ids))),
-        features=ro(features),
-        playlist_ids=ro(np.array(list(playlist_ids.index), dtype=str)),
-        playlist_names=ro(np.concatenate(playlist_name_parts).astype(str)),
-        edges=ro(edges),
-        fingerprint=file_fingerprint(data_path),
-        report=report,
-    )
+    builder = _Builder(config)
+    with _open_source(data_path) as source:
+        for frame in source.chunks(chunk_rows):
+            builder.add(_clean(frame, data_path, config))
+        fingerprint = source.fingerprint()
+    return builder.catalog(str(data_path), fingerprint)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 
 from recsys.data import Catalog
@@ -47,11 +48,20 @@ def numeric_inputs(catalog: Catalog) -> np.ndarray:
 
 
 def _vocabulary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct non-empty values and each value's index (-1 for empty)."""
-    vocab = np.unique(values[values != ""])
-    idx = np.searchsorted(vocab, values)
-    idx = np.where(values == "", -1, np.minimum(idx, max(len(vocab) - 1, 0)))
+    """Sorted distinct non-empty values and each value's index (-1 for empty).
+
+    pandas hashes the values and sorts only the distinct ones: on object arrays of str, several times faster than
+    np.unique, which sorts every row with Python comparisons."""
+    idx, vocab = pd.factorize(values, sort=True)
+    vocab = np.asarray(vocab, dtype=object)
+    if len(vocab) and vocab[0] == "":  # "" sorts first
+        vocab, idx = vocab[1:], idx - 1
     return vocab, idx.astype(np.int64)
+
+
+def artist_keys(catalog: Catalog) -> np.ndarray:
+    """Each track's artist key: the lower-cased artist name (the CSV has no artist id). [num_tracks] object str"""
+    return np.array([artist.lower() for artist in catalog.track_artists.tolist()], dtype=object)
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +116,7 @@ def build_inputs(
     track_x = np.concatenate([scaled, missing], axis=1)
 
     # Artists are keyed by name (the CSV has no artist id); albums by album id.
-    artist_vocab, artist_idx = _vocabulary(np.char.lower(catalog.track_artists.astype(str)))
+    artist_vocab, artist_idx = _vocabulary(artist_keys(catalog))
     album_vocab, album_idx = _vocabulary(catalog.album_ids)
     return GraphInputs(
         num_playlists=catalog.num_playlists,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,6 +27,16 @@ from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index
 from recsys.model import build_model, normalised_adjacency
 
 log = logging.getLogger(__name__)
+
+# The fewest playlist-track pairs fit() trains on: validation holds out validation_share of them (10%: 2 of 20) to
+# pick the best epoch and training keeps the rest; with fewer, the held-out set is empty or a single pair, and the
+# recorded metric means nothing.
+MIN_TRAINING_PAIRS = 20
+# A single playlist teaches no contrast: every track is either in it or in no playlist.
+MIN_TRAINING_PLAYLISTS = 2
+# Below this many pairs a diverging loss is blamed on the data, not on the learning rate: the default learning
+# rate trains the demo catalogue (~4k pairs) and the real data (~31k) stably.
+SMALL_DATA_PAIRS = 1000
 
 
 def keep_freed_memory() -> bool:
@@ -243,6 +254,59 @@ def metric_names(config: TrainConfig | None = None) -> tuple[str, ...]:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _data_size(catalog: Catalog) -> str:
+    """'30 playlist-track pairs in 3 playlists': the size that decides whether a catalogue can be trained on."""
+    return f"{_count(catalog.num_pairs, 'playlist-track pair')} in {_count(catalog.num_playlists, 'playlist')}"
+
+
+def check_trainable(catalog: Catalog) -> None:
+    """Raise TrainingError, saying what the data lacks, when the catalogue is too small to train and validate on."""
+    if catalog.num_pairs < MIN_TRAINING_PAIRS or catalog.num_playlists < MIN_TRAINING_PLAYLISTS:
+        raise TrainingError(
+            f"the data has {_data_size(catalog)}; training needs at least {MIN_TRAINING_PAIRS} pairs in at least "
+            f"{MIN_TRAINING_PLAYLISTS} playlists (some are held out to validate the model): add playlists to the CSV"
+        )
+
+
+def _check_held_out(catalog: Catalog, val_pairs: Tensor, config: TrainConfig) -> None:
+    """Raise TrainingError when validation is asked for but the split could hold no pair out."""
+    if config.validation_share == 0 or val_pairs.shape[1] > 0:
+        return
+    if round(catalog.num_pairs * config.validation_share) == 0:
+        raise TrainingError(
+            f"validation_share {config.validation_share:g} of {_count(catalog.num_pairs, 'pair')} holds out none "
+            "to validate the model: raise validation_share or add playlists to the CSV"
+        )
+    raise TrainingError(
+        f"none of the data's {_data_size(catalog)} could be held out to validate the model (each playlist keeps "
+        "one pair to learn from): add playlists with at least 2 tracks to the CSV"
+    )
+
+
+def _unstable(what: str, catalog: Catalog, config: TrainConfig) -> TrainingError:
+    """The error for a loss or embeddings that stopped being finite: the data's size is the likely cause on tiny
+    catalogues, the learning rate otherwise."""
+    if catalog.num_pairs < SMALL_DATA_PAIRS:
+        return TrainingError(
+            f"{what} on only {_data_size(catalog)}: too little data to train stably; add playlists to the CSV"
+        )
+    return TrainingError(f"{what}; lower the learning rate (now {config.learning_rate:g})")
+
+
+def _check_validated(best_recall: float, catalog: Catalog, val_pairs: Tensor, config: TrainConfig) -> None:
+    """Raise TrainingError when validation was asked for but gave no number: such a model must not be saved."""
+    if config.validation_share == 0 or math.isfinite(best_recall):
+        return
+    raise TrainingError(
+        f"val_recall@{config.eval_k} is {best_recall}: no held-out pair could be scored "
+        f"({_count(val_pairs.shape[1], 'held-out pair')} of the data's {_data_size(catalog)}); add playlists to the CSV"
+    )
+
+
 def _step_batches(num_targets: int, config: TrainConfig) -> int:
     """Optimisation steps in an epoch: one per batch_size targets, at most max_steps_per_epoch (each step
     propagates over the whole graph, which dominates on large catalogues; its batch then grows instead)."""
@@ -259,6 +323,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     the whole graph and the same random draws, takes every world-th chunk of the loss, and
     DistributedDataParallel averages the gradients: the same steps as one process, split across processes.
     """
+    check_trainable(catalog)
     start = time.perf_counter()
     ranks = Ranks.current()
     torch.manual_seed(config.seed)
@@ -267,9 +332,8 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     inputs = build_inputs(catalog, scaling=config.model.feature_scaling)
     graphs = _Graphs(inputs, config)
     all_pairs = torch.from_numpy(catalog.edges.copy()).long()  # [2, E]
-    if all_pairs.shape[1] == 0:
-        raise TrainingError("the catalogue has no playlist-track pairs to learn from")
     train_pairs, val_pairs = split_pairs(all_pairs, config.validation_share, gen)
+    _check_held_out(catalog, val_pairs, config)
     val_graph = graphs.propagation(train_pairs)
     # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
     val_hide = (torch.bincount(train_pairs[1], minlength=inputs.num_tracks) == 0) if config.genre_dropout else None
@@ -281,7 +345,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         net = DistributedDataParallel(model, broadcast_buffers=False)
     opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     normalise = config.loss.kind == "softmax"
-    genre_idx = torch.from_numpy(np.unique(catalog.genres, return_inverse=True)[1].astype(np.int64))
+    genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64))  # [T] sorted codes
     genre_pools = [(genre_idx == g).nonzero(as_tuple=True)[0] for g in range(int(genre_idx.max()) + 1)]
 
     best = (-1.0, -1)
@@ -341,7 +405,7 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
             losses.append(ranks.total(step_loss) + float(reg.detach()))
         last_loss = float(np.mean(losses))
         if not np.isfinite(last_loss):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss {last_loss}); lower the learning rate")
+            raise _unstable(f"training diverged at epoch {epoch} (loss {last_loss})", catalog, config)
         epoch_seconds.append(time.perf_counter() - epoch_start)
         loss_seconds.append(time.perf_counter() - loss_start - propagation_seconds)
         propagation_seconds = 0.0
@@ -373,13 +437,14 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
         else:
             bar.set_postfix(loss=f"{last_loss:.4f}")
     bar.close()
+    _check_validated(best[0], catalog, val_pairs, config)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
         playlist_z, track_z = model(*graphs.propagation(all_pairs))
     if not (torch.isfinite(playlist_z).all() and torch.isfinite(track_z).all()):
-        raise TrainingError("training produced non-finite embeddings; lower the learning rate")
+        raise _unstable("training produced non-finite embeddings", catalog, config)
     seconds = time.perf_counter() - start
     metrics = {
         f"val_recall@{config.eval_k}": float(best[0]),

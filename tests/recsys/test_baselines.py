@@ -17,6 +17,7 @@ from recsys.baselines import (
     Scorer,
     design_config,
 )
+from recsys.data import AUDIO_FEATURES
 from recsys.demo import DEMO_PATH
 from recsys.evaluation import SplitScores, evaluate_scorer, make_split
 from recsys.evaluation.splits import Split
@@ -98,13 +99,34 @@ def test_item_knn_scores_only_co_occurring_tracks(split: Split) -> None:
     assert strong == co_members
 
 
-def test_design_config_reproduces_the_original_design() -> None:
+def test_design_config_builds_two_gcn_layers_over_fixed_playlist_features(demo_catalog: recsys.Catalog) -> None:
+    import torch
+    from torch_geometric.nn import GCNConv
+
+    from recsys.graph import bipartite_edge_index, build_inputs
+    from recsys.model import build_model, normalised_adjacency
+
     config = design_config()
-    assert config.model.kind == "design_gcn" and not config.model.learn_playlist_embeddings
-    assert (config.model.hidden_dim, config.model.embedding_dim) == (128, 64)
-    assert config.model.feature_scaling == "minmax"
-    assert config.loss.kind == "bce" and config.loss.num_negatives == 1 and config.loss.hard_share == 0
-    assert config.epochs == 100 and config.target_edge_share == 0 and config.learning_rate == 0.01
+    inputs = build_inputs(demo_catalog, scaling=config.model.feature_scaling)
+    # Min-max scaling puts every audio feature of the fitted catalogue in [0, 1], spanning it.
+    assert float(inputs.audio_x.min()) == 0.0 and float(inputs.audio_x.max()) == 1.0
+    model = build_model(inputs, config.model, seed=0)
+    convs = [m for m in model.modules() if isinstance(m, GCNConv)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(len(AUDIO_FEATURES), 128), (128, 64)]
+    # One optimisation step moves the GCN weights but not the random playlist features.
+    pairs = torch.from_numpy(demo_catalog.edges.copy())
+    num_nodes = inputs.num_playlists + inputs.num_tracks
+    edge_index, edge_weight = normalised_adjacency(bipartite_edge_index(inputs, pairs), num_nodes, True)
+    before = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    playlist_z, track_z = model(edge_index, edge_weight)
+    assert playlist_z.shape == (demo_catalog.num_playlists, 64) and track_z.shape == (demo_catalog.num_tracks, 64)
+    (playlist_z[pairs[0]] * track_z[pairs[1]]).sum(-1).sigmoid().log().neg().mean().backward()
+    opt.step()
+    after = model.state_dict()
+    assert torch.equal(after["playlist_x"], before["playlist_x"])
+    assert not torch.equal(after["conv1.lin.weight"], before["conv1.lin.weight"])
+    assert not torch.equal(after["conv2.lin.weight"], before["conv2.lin.weight"])
 
 
 def test_default_model_beats_audio_cosine_on_demo(split: Split, scores: dict[str, SplitScores]) -> None:

@@ -14,10 +14,20 @@ from recsys.errors import DataError
 HEADER = ["track_id", "track_name", "track_artist", "track_album_id", "playlist_id", "playlist_genre", *AUDIO_FEATURES]
 
 
+# Plausible audio values: 0.5 for the 0-1 scores, and a real song's key, loudness, tempo and duration.
+DEFAULT_FEATURES = {f: "0.5" for f in AUDIO_FEATURES} | {
+    "key": "5",
+    "mode": "1",
+    "loudness": "-6.5",
+    "tempo": "120",
+    "duration_ms": "210000",
+}
+
+
 def row(
     track: str, playlist: str, name: str = "Song", artist: str = "Artist", album: str = "A1", **feat: str
 ) -> list[str]:
-    values = {f: "0.5" for f in AUDIO_FEATURES} | feat
+    values = DEFAULT_FEATURES | feat
     return [track, name, artist, album, playlist, "pop", *[values[f] for f in AUDIO_FEATURES]]
 
 

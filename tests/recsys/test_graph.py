@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -58,3 +60,23 @@ def test_split_pairs_keeps_every_playlist_scored() -> None:
     assert kept.shape[1] + held.shape[1] == 6
     assert set(kept[0].tolist()) == {0, 1, 2}
     assert not set(map(tuple, kept.T.tolist())) & set(map(tuple, held.T.tolist()))
+
+
+def test_vocabulary_is_sorted_and_leaves_empty_values_out() -> None:
+    from recsys.graph import _vocabulary
+
+    vocab, idx = _vocabulary(np.array(["b", "", "a", "b", "c"], dtype=object))
+    assert vocab.tolist() == ["a", "b", "c"]
+    assert idx.tolist() == [1, -1, 0, 1, 2]
+    assert _vocabulary(np.array(["", ""], dtype=object))[0].tolist() == []
+
+
+def test_artists_that_differ_only_in_case_share_one_node(tmp_path: Path) -> None:
+    from recsys.data import load_catalog
+    from tests.recsys.test_data import row, write
+
+    rows = [row("t1", "p1", artist="ABBA"), row("t2", "p1", artist="abba"), row("t3", "p1", artist="Queen")]
+    catalog = load_catalog(write(tmp_path / "a.csv", rows))
+    inputs = build_inputs(catalog)
+    assert inputs.num_artists == 2
+    assert int(inputs.track_artist[0]) == int(inputs.track_artist[1]) != int(inputs.track_artist[2])
