@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from telegram.error import InvalidToken
 
+    import recsys
     from bot.app import (
         ALLOWED_UPDATES,
         build_application,
@@ -48,9 +49,22 @@ def main(argv: list[str] | None = None) -> int:
 
         # The chat owns the terminal; only problems go to stderr.
         configure_logging("WARNING", token)
-        return asyncio.run(chat(settings))
+        try:
+            return asyncio.run(chat(settings))
+        except KeyboardInterrupt:  # Ctrl-C: asyncio.run cancelled the chat, which stopped a running retrain
+            print("\nBye!")
+            return 130
+        except recsys.RecsysError as exc:
+            print(f"python -m bot: error: {exc}", file=sys.stderr)
+            return 2
 
     configure_logging(settings.log_level, token)
+    try:
+        # Before waiting for Telegram: a model directory a save would refuse (say, the data folder) is a setting error.
+        recsys.ModelDir(settings.model_dir).check_writable()
+    except recsys.SnapshotError as exc:
+        log.error("MUSICREC_MODEL_DIR: %s", exc)
+        return 2
     try:
         asyncio.run(reach_bot_api(token, settings.bot_api_base_url))
     except InvalidToken:  # PTB's message quotes the token: say it in our own words
@@ -70,14 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         train_config=settings.train_config(),
     )
     application = build_application(settings, service)
-    if settings.webhook_url:
-        options = webhook_options(settings)
-        redact_in_logs(options["secret_token"], "<webhook secret>")
-        log.info("starting in webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
-        application.run_webhook(**options, allowed_updates=list(ALLOWED_UPDATES))
-    else:
-        log.info("starting in polling mode")
-        application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    try:
+        if settings.webhook_url:
+            options = webhook_options(settings)
+            redact_in_logs(options["secret_token"], "<webhook secret>")
+            log.info("starting in webhook mode on %s:%s", settings.webhook_listen, settings.webhook_port)
+            application.run_webhook(**options, allowed_updates=list(ALLOWED_UPDATES))
+        else:
+            log.info("starting in polling mode")
+            application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    except recsys.RecsysError as exc:  # the first model could not be trained or loaded: the reason, in one line
+        log.error("the bot cannot serve: %s", exc)
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import BaseRequest
 
 from bot import handlers
 from bot.formatting import COMMANDS
@@ -129,15 +130,33 @@ class FloodControl(AIORateLimiter):
         return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
 
 
-def build_application(settings: BotSettings, service: MusicService, *, token: str | None = None) -> Application:
-    """The bot: settings and service in, a ready-to-run Application out."""
+class MusicApplication(Application):
+    """The Application, stopping a running retrain first: PTB's stop() waits for running jobs and tasks, and a
+    retrain's would otherwise hold Ctrl-C or SIGTERM for up to the retrain timeout."""
+
+    async def stop(self) -> None:
+        state = self.bot_data.get("state")
+        if isinstance(state, BotState):
+            await state.service.close()
+        await super().stop()
+
+
+def build_application(
+    settings: BotSettings, service: MusicService, *, token: str | None = None, request: BaseRequest | None = None
+) -> Application:
+    """The bot: settings and service in, a ready-to-run Application out.
+
+    With `request`, every Bot API call goes to it instead of over HTTP and there is no updater: the caller hands
+    updates to Application.process_update (the terminal chat)."""
     quiet_secret_loggers()
     secret = token or (settings.bot_token.get_secret_value() if settings.bot_token else None)
     if not secret:
         raise ValueError("a bot token is needed: set MUSICREC_BOT_TOKEN (or run without one for the terminal chat)")
+    builder = ApplicationBuilder().application_class(MusicApplication)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request).updater(None)
     application = (
-        ApplicationBuilder()
-        .token(secret)
+        builder.token(secret)
         .base_url(settings.bot_api_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .rate_limiter(
@@ -214,7 +233,7 @@ async def _post_init(application: Application) -> None:
 
 
 async def _post_shutdown(application: Application) -> None:
-    """Nothing to close: a running retrain's process is waited for by its own task."""
+    """Nothing left to close: MusicApplication.stop ended a running retrain and its process."""
     log.info("bot stopped")
 
 

@@ -1,29 +1,38 @@
-"""Chat with the bot in a terminal, no token needed: the real Application and handlers run against LocalBotAPI.
+"""Chat with the bot in a terminal, no token needed: the real Application and handlers, with the Bot API answered
+in-process for the one person at the terminal (PTB's request hook) and updates handed to process_update.
 
-Buttons are shown as numbered choices; type the number to tap one. Works with piped stdin and ends on EOF.
+Buttons are shown as numbered choices; type the number to tap one. Works with piped stdin and ends on EOF or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
+import itertools
+import json
 import re
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from telegram import Update
+from telegram.ext import Application
+from telegram.request import BaseRequest, RequestData
 
 import recsys.demo
-from bot.app import build_application, running
-from bot.localapi import BotCall, ChatMessage, LocalBotAPI
+from bot.app import build_application
 from bot.service import MusicService
 from bot.settings import BotSettings
 
 LOCAL_TOKEN = "1000:terminal-chat-local-token"
 USER_ID = 1  # the person at the terminal; made an admin, since it is their machine
-SETTLE_S = 0.3  # the bot has finished answering when it has been quiet this long
-FIRST_REPLY_TIMEOUT_S = 120.0
+BOT_USER = {"id": 1000, "is_bot": True, "first_name": "MusicRec", "username": "musicrec_local_bot"}
+YOU = {"id": USER_ID, "is_bot": False, "first_name": "You"}
+CHAT = {"id": USER_ID, "type": "private", "first_name": "You"}
+# Bot API methods that only configure the bot: nothing to show in a terminal.
+_SILENT = frozenset({"setmycommands", "deletemycommands", "deletewebhook", "sendchataction", "close", "logout"})
 
 _ANCHOR = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -52,61 +61,110 @@ def resolve_data(settings: BotSettings) -> tuple[Path, Path, bool]:
     return demo, settings.model_dir.parent / "demo", True
 
 
-class TerminalChat:
-    """Prints what the bot sends to the terminal user and turns typed lines into messages or taps."""
+class TerminalChat(BaseRequest):
+    """The Bot API as the terminal shows it: messages printed, buttons numbered, taps and texts turned into updates."""
 
-    def __init__(self, api: LocalBotAPI, out: TextIO) -> None:
-        self.api = api
+    def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.keyboard: ChatMessage | None = None
-        api.listeners.append(self._on_call)
+        self.application: Application | None = None
+        self._messages: dict[int, dict[str, Any]] = {}  # message_id -> the message as the bot last left it
+        self._keyboard: int | None = None  # the message whose buttons the numbers tap
+        self._ids = itertools.count(1)
 
-    def _on_call(self, call: BotCall) -> None:
-        if not call.ok or (call.chat_id != USER_ID and call.method != "answerCallbackQuery"):
-            return
-        if call.method in ("sendMessage", "editMessageText"):
-            message = self.api.message_of(call)
-            prefix = "bot (edited)" if call.method == "editMessageText" else "bot"
-            self.out.write(f"\n{prefix}: {to_plain(message.text)}\n")
-            buttons = message.buttons()
-            if buttons:
-                self.keyboard = message
-                for number, (label, _) in enumerate(buttons, start=1):
-                    self.out.write(f"  [{number}] {label}\n")
-                self.out.write("  (type a number to choose)\n")
-            elif self.keyboard is not None and self.keyboard.message_id == message.message_id:
-                self.keyboard = None
-            self.out.flush()
-        elif call.method == "answerCallbackQuery" and call.params.get("text"):
-            self.out.write(f"\nbot (popup): {call.params['text']}\n")
-            self.out.flush()
+    # ----- BaseRequest: the bot's side -----
+
+    @property
+    def read_timeout(self) -> float | None:
+        return None
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
+        name = url.rsplit("/", 1)[-1].lower()
+        params = request_data.parameters if request_data is not None else {}
+        handle = getattr(self, f"_api_{name}", None)
+        if handle is None and name not in _SILENT:
+            body = {"ok": False, "error_code": 404, "description": f"Not Found: method {name} is not supported here"}
+            return 404, json.dumps(body).encode()
+        result = handle(params) if handle is not None else True
+        return 200, json.dumps({"ok": True, "result": result}).encode()
+
+    def _api_getme(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**BOT_USER, "can_join_groups": False, "can_read_all_group_messages": False}
+
+    def _api_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": BOT_USER}
+        return self._show(message, params, "bot")
+
+    def _api_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._show(self._messages[int(params["message_id"])], params, "bot (edited)")
+
+    def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._messages[int(params["message_id"])]
+        message.pop("reply_markup", None)
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        if self._keyboard == message["message_id"] and not self._buttons(message):
+            self._keyboard = None
+        return message
+
+    def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
+        if params.get("text"):
+            self._write(f"\nbot (popup): {params['text']}\n")
+        return True
+
+    def _show(self, message: dict[str, Any], params: dict[str, Any], who: str) -> dict[str, Any]:
+        message["text"] = str(params.get("text", ""))
+        message.pop("reply_markup", None)
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self._messages[message["message_id"]] = message
+        lines = [f"\n{who}: {to_plain(message['text'])}\n"]
+        buttons = self._buttons(message)
+        if buttons:
+            self._keyboard = message["message_id"]
+            lines += [f"  [{n}] {label}\n" for n, (label, _) in enumerate(buttons, start=1)]
+            lines.append("  (type a number to choose)\n")
+        elif self._keyboard == message["message_id"]:
+            self._keyboard = None
+        self._write("".join(lines))
+        return message
+
+    @staticmethod
+    def _buttons(message: dict[str, Any]) -> list[tuple[str, str]]:
+        rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+        return [(b["text"], b["callback_data"]) for row in rows for b in row if "callback_data" in b]
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    # ----- the person's side -----
 
     async def say(self, line: str) -> None:
-        """Send one typed line, as a button tap when it is the number of a shown button; wait for the answer."""
-        since = self.api.mark()
-        current = self.api.messages.get((self.keyboard.chat_id, self.keyboard.message_id)) if self.keyboard else None
-        buttons = current.buttons() if current else []
-        if current is not None and line.isdigit() and 1 <= int(line) <= len(buttons):
-            await self.api.tap(current, buttons[int(line) - 1][1], user_id=USER_ID)
+        """One typed line: a tap when it is the number of a shown button, otherwise a message; handled to the end."""
+        assert self.application is not None
+        message = self._messages.get(self._keyboard) if self._keyboard is not None else None
+        buttons = self._buttons(message) if message is not None else []
+        update_id = next(self._ids)
+        if message is not None and line.isdigit() and 1 <= int(line) <= len(buttons):
+            data = buttons[int(line) - 1][1]
+            query = {"id": str(update_id), "from": YOU, "chat_instance": "1", "data": data, "message": message}
+            raw: dict[str, Any] = {"update_id": update_id, "callback_query": query}
         else:
-            await self.api.send_text(USER_ID, line, first_name="You")
-        await self._settle(since)
-
-    async def _settle(self, since: int) -> None:
-        try:
-            await self.api.wait_for(
-                lambda c: c.chat_id == USER_ID or c.method == "answerCallbackQuery",
-                since=since,
-                timeout=FIRST_REPLY_TIMEOUT_S,
-            )
-        except TimeoutError:
-            self.out.write("\n(no answer from the bot)\n")
-            return
-        while True:
-            last = self.api.calls[-1].at if self.api.calls else 0.0
-            await asyncio.sleep(SETTLE_S)
-            if (self.api.calls[-1].at if self.api.calls else 0.0) == last and time.perf_counter() - last >= SETTLE_S:
-                return
+            text: dict[str, Any] = {"message_id": update_id, "date": int(time.time()), "chat": CHAT, "from": YOU}
+            text["text"] = line
+            if line.startswith("/"):
+                length = len(line.split(maxsplit=1)[0].encode("utf-16-le")) // 2  # Telegram counts UTF-16 units
+                text["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+            raw = {"update_id": update_id, "message": text}
+        await self.application.process_update(Update.de_json(raw, self.application.bot))
 
 
 def _start_reader(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
@@ -130,8 +188,8 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
     interactive = stdin.isatty()
     if is_demo:
         out.write(f"No data at {settings.data}; using the demo catalogue {data} (synthetic songs).\n")
-    if not any(model_dir.glob("*")):
-        how_long = "a few seconds on the demo catalogue" if is_demo else "about a minute on the full catalogue"
+    if not model_dir.exists() or not any(model_dir.iterdir()):
+        how_long = "a few seconds on the demo catalogue" if is_demo else "about half a minute on the full catalogue"
         out.write(f"Training a first model; this takes {how_long}…\n")
     out.flush()
     service = MusicService(
@@ -141,38 +199,51 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
         retrain_timeout_s=settings.retrain_timeout_minutes * 60,
         train_config=settings.train_config(),
     )
-    async with LocalBotAPI(LOCAL_TOKEN) as api:
-        local = settings.model_copy(
-            update={"bot_api_base_url": api.base_url, "admin_ids": settings.admin_ids | {USER_ID}, "webhook_url": None}
-        )
-        application = build_application(local, service, token=LOCAL_TOKEN)
-        terminal = TerminalChat(api, out)
-        async with running(application, poll_timeout=1):
+    # The one local user is the admin, and is never rate limited (there is nobody to protect the bot from).
+    local = settings.model_copy(
+        update={"admin_ids": settings.admin_ids | {USER_ID}, "webhook_url": None, "user_burst": 1_000_000}
+    )
+    terminal = TerminalChat(out)
+    application = build_application(local, service, token=LOCAL_TOKEN, request=terminal)
+    terminal.application = application
+    await application.initialize()
+    try:
+        assert application.post_init is not None
+        await application.post_init(application)
+        await application.start()
+        try:
             out.write("\nMusicRec terminal chat — the same bot as on Telegram. Type a song name, /help, or /quit.\n")
-            out.flush()
             await terminal.say("/start")
-            lines = _start_reader(stdin, asyncio.get_running_loop())
-            while True:
-                if interactive:
-                    out.write("\nyou> ")
-                    out.flush()
-                line = await lines.get()
-                if line is None:
-                    break
-                text = line.strip()
-                if not text:
-                    continue
-                if text.lower() in ("/quit", "/exit", "quit", "exit"):
-                    break
-                if not interactive:
-                    out.write(f"\nyou> {text}\n")
-                await terminal.say(text)
+            await _converse(terminal, stdin, out, interactive)
             if service.retraining:
-                out.write("\nWaiting for the running retrain to finish…\n")
+                out.write("\nWaiting for the running retrain to finish (Ctrl-C stops it)…\n")
                 out.flush()
                 while service.retraining:
                     await asyncio.sleep(0.2)
-                await asyncio.sleep(SETTLE_S * 2)
+                await asyncio.sleep(0.5)  # its report to the admin (you) is sent right after
+        finally:
+            await application.stop()
+    finally:
+        await application.shutdown()
     out.write("\nBye!\n")
     out.flush()
     return 0
+
+
+async def _converse(terminal: TerminalChat, stdin: TextIO, out: TextIO, interactive: bool) -> None:
+    lines = _start_reader(stdin, asyncio.get_running_loop())
+    while True:
+        if interactive:
+            out.write("\nyou> ")
+            out.flush()
+        line = await lines.get()
+        if line is None:
+            return
+        text = line.strip()
+        if not text:
+            continue
+        if text.lower() in ("/quit", "/exit", "quit", "exit"):
+            return
+        if not interactive:
+            out.write(f"\nyou> {text}\n")
+        await terminal.say(text)

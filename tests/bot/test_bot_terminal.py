@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -57,3 +59,42 @@ def test_python_m_bot_without_token_is_the_terminal_chat(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "/recommend" in result.stdout and "Bye!" in result.stdout
+
+
+def _bot_process(workdir: Path, **env_overrides: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_") and k != "TELEGRAM_BOT_TOKEN"}
+    env.update(
+        MUSICREC_DATA=str(workdir / "songs.csv"), MUSICREC_MODEL_DIR=str(workdir / "model"), PYTHONPATH=str(ROOT)
+    )
+    env.update(env_overrides)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+
+
+def test_ctrl_c_in_the_terminal_chat_ends_it_at_once_without_a_traceback(workdir: Path) -> None:
+    process = _bot_process(workdir)
+    assert process.stdout is not None
+    while "terminal chat" not in (line := process.stdout.readline()):
+        assert line, "the chat ended before it started"
+    process.send_signal(signal.SIGINT)  # the stdin pipe stays open: the chat was waiting for the next line
+    started = time.monotonic()
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - started < 5
+    assert process.returncode == 130
+    assert "Traceback" not in err and "Bye!" in out
+
+
+def test_the_data_folder_as_model_dir_is_refused_at_start_up(workdir: Path) -> None:
+    before = sorted(p.name for p in workdir.iterdir())
+    process = _bot_process(workdir, MUSICREC_MODEL_DIR=str(workdir))
+    _, err = process.communicate("", timeout=60)
+    assert process.returncode == 2
+    assert "not a musicrec snapshot" in err and "Traceback" not in err
+    assert sorted(p.name for p in workdir.iterdir()) == before  # nothing moved, nothing written
