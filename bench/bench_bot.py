@@ -206,7 +206,7 @@ async def main_async(args: argparse.Namespace) -> str:
     during = [s for s in busy if s.during_retrain]
     total_rate = args.users / max(1e-9, (args.think_min + args.think_max) / 2)  # users / mean think time
     lines = [
-        "## Bot reply latency (bench/bench_bot.py)",
+        "# Bot reply latency (bench/bench_bot.py)",
         "",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}",
@@ -220,10 +220,12 @@ async def main_async(args: argparse.Namespace) -> str:
         f"- during retrain: admin `/retrain` back to back ({retrains} completed) in the child process; "
         f"{len(during)} of {len(busy)} requests were sent while one ran",
         "",
+        "<!-- begin latency -->",
         "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other |",
         "|---|---|---|---|---|---|---|---|",
         summarise("idle", idle),
         summarise("during retrain", during or busy),
+        "<!-- end latency -->",
         "",
         f"Targets: p99 <= 150 ms idle ({'met' if percentile([s.latency_ms for s in idle], 99) <= 150 else 'MISSED'}), "
         f"<= 300 ms during a retrain "
