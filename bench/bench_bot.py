@@ -1,6 +1,6 @@
 """Reply latency of the bot under load, idle and while a retrain runs; prints (and optionally writes) markdown.
 
-The bot runs as in production (`python -m bot`, its own process, real polling) against bot.localapi's fake
+The bot runs as in production (`python -m bot`, its own process, real polling) against the tests' fake
 Telegram in this process. 50 users each send /recommend 10 times with a think time between; latency is from the
 update being queued at the fake server to the bot's answer arriving there.
 
@@ -26,11 +26,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "bot"))  # the fake Telegram Bot API server lives with the bot's tests
 
 import pandas as pd  # noqa: E402
+from fake_bot_api import BotCall, LocalBotAPI  # noqa: E402
 
 import recsys.demo  # noqa: E402
-from bot.localapi import BotCall, LocalBotAPI  # noqa: E402
 
 TOKEN = "777000:bench-token-not-secret"
 ADMIN = 1
@@ -211,7 +212,7 @@ async def main_async(args: argparse.Namespace) -> str:
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}",
         f"- catalogue: {data.name}, {len(tracks):,} tracks; bot as `python -m bot` in its own process, polling "
-        "bot.localapi's fake Telegram over HTTP on 127.0.0.1",
+        "the tests' fake Telegram (tests/bot/fake_bot_api.py) over HTTP on 127.0.0.1",
         f"- load: {args.users} users x {args.per_user} `/recommend <song>` each (random catalogue songs, half as "
         f'"title - artist", half title only, so some answers are "which one?" buttons), think time '
         f"{args.think_min}-{args.think_max} s, ~{total_rate:.0f} updates/s offered",

@@ -17,7 +17,8 @@ import torch
 from recsys.config import LossConfig, ModelConfig, TrainConfig
 from recsys.data import Catalog
 from recsys.errors import InvalidQueryError, UnknownPlaylistError, UnknownTrackError
-from recsys.graph import FeatureScaler, artist_keys
+from recsys.graph import FeatureScaler
+from recsys.names import artist_keys
 
 
 class Scorer(Protocol):
@@ -121,7 +122,7 @@ class ArtistAlbumScorer(CatalogScorer):
 
     def __init__(self, catalog: Catalog) -> None:
         super().__init__(catalog)
-        self._artist = pd.factorize(artist_keys(catalog))[0]  # [T] artist_idx
+        self._artist = pd.factorize(artist_keys(catalog.track_artists.tolist()))[0]  # [T] artist_idx
         album_idx, albums = pd.factorize(catalog.album_ids)
         # Unknown albums ("") are not a shared album.
         self._album = np.where(catalog.album_ids == "", -1, album_idx)

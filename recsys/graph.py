@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from recsys.data import Catalog
+from recsys.names import artist_keys
 
 # Derived numeric inputs appended to the audio features (year and popularity carry era and mainstream-ness).
 EXTRA_NUMERIC = ("year", "popularity")
@@ -57,11 +58,6 @@ def _vocabulary(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(vocab) and vocab[0] == "":  # "" sorts first
         vocab, idx = vocab[1:], idx - 1
     return vocab, idx.astype(np.int64)
-
-
-def artist_keys(catalog: Catalog) -> np.ndarray:
-    """Each track's artist key: the lower-cased artist name (the CSV has no artist id). [num_tracks] object str"""
-    return np.array([artist.lower() for artist in catalog.track_artists.tolist()], dtype=object)
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,7 +112,7 @@ def build_inputs(
     track_x = np.concatenate([scaled, missing], axis=1)
 
     # Artists are keyed by name (the CSV has no artist id); albums by album id.
-    artist_vocab, artist_idx = _vocabulary(artist_keys(catalog))
+    artist_vocab, artist_idx = _vocabulary(artist_keys(catalog.track_artists.tolist()))
     album_vocab, album_idx = _vocabulary(catalog.album_ids)
     return GraphInputs(
         num_playlists=catalog.num_playlists,

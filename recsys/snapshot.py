@@ -19,7 +19,7 @@ import numpy as np
 from recsys import ann, explain, ranking
 from recsys.errors import InvalidQueryError, SnapshotError, UnknownPlaylistError, UnknownTrackError
 from recsys.name_index import NameIndexConfig
-from recsys.names import NameSearch, fold, song_groups
+from recsys.names import NameSearch, artist_keys, fold, song_groups
 from recsys.results import SearchHit, Track
 from recsys.store import FORMAT_VERSION, ModelDir, load_path
 
@@ -159,7 +159,7 @@ class Snapshot:
             saved=arrays,
             config=name_index_config,
         )
-        self.artist_groups: np.ndarray = np.unique(np.array(self.names.artists, dtype=object), return_inverse=True)[1]
+        self.artist_groups: np.ndarray = np.unique(artist_keys(self.track_artists.tolist()), return_inverse=True)[1]
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
 

@@ -1,8 +1,8 @@
-"""The fake Telegram Bot API for the bot's tests: bot.localapi's server plus conveniences for asserting."""
+"""The fake Telegram Bot API for the bot's tests: fake_bot_api's server plus conveniences for asserting."""
 
 from __future__ import annotations
 
-from bot.localapi import MAX_CALLBACK_DATA_BYTES, MAX_TEXT_LENGTH, ApiError, BotCall, ChatMessage, LocalBotAPI
+from fake_bot_api import MAX_CALLBACK_DATA_BYTES, MAX_TEXT_LENGTH, ApiError, BotCall, ChatMessage, LocalBotAPI
 
 __all__ = ["MAX_CALLBACK_DATA_BYTES", "MAX_TEXT_LENGTH", "ApiError", "BotCall", "ChatMessage", "FakeTelegram"]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import multiprocessing
 import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -244,6 +246,29 @@ async def test_admin_retrain_swaps_model_while_others_are_served(
         assert new_version in status.text and old_version not in status.text.split("\n")[0]
         # The new model answers too.
         assert SPOTIFY.findall((await telegram.ask(USER, row["track_name"])).text)[0] == row["track_id"]
+
+
+async def test_stopping_the_bot_during_a_retrain_ends_it_and_its_process_within_seconds(
+    telegram: FakeTelegram, run_bot: BotFactory, workdir: Path
+) -> None:
+    # A training that would run for an hour: before the fix, stopping waited for it (up to the 30-minute timeout).
+    slow = recsys.TrainConfig(epochs=100_000, patience=100_000, max_seconds=3600, progress=False)
+    service = MusicService(workdir / "songs.csv", workdir / "model", train_config=slow)
+    async with run_bot(service=service) as app:
+        assert app.bot_data["state"].service is service
+        serving = service.info.version
+        assert (await telegram.ask(ADMIN, "/retrain")).text == fmt.RETRAIN_STARTED
+        for _ in range(600):
+            children = [p for p in multiprocessing.active_children() if p.name == "musicrec-retrain"]
+            if children:
+                break
+            await asyncio.sleep(0.1)
+        [child] = children
+        await asyncio.sleep(2)  # into the training proper
+        started = time.monotonic()
+    assert time.monotonic() - started < 5
+    assert not child.is_alive() and not service.retraining
+    assert recsys.load(workdir / "model").info.version == serving  # nothing half-saved took its place
 
 
 async def test_admin_retrain_button_under_status_starts_a_retrain(telegram: FakeTelegram, run_bot: BotFactory) -> None:

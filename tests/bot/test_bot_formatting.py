@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fake_bot_api import ApiError, check_html
 
 import recsys
 from bot import formatting as fmt
-from bot.localapi import ApiError, check_html
 
 
 def _track(

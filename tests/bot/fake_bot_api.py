@@ -1,6 +1,6 @@
-"""An in-process Telegram Bot API server on 127.0.0.1 that enforces Telegram's limits.
+"""A Telegram Bot API server on 127.0.0.1 that enforces Telegram's limits: the fake Telegram of the bot's tests and
+of bench/bench_bot.py, reached through python-telegram-bot's real HTTP stack.
 
-The terminal chat runs the real Application against it, and the tests and benchmark use it as the fake Telegram.
 Only the methods this bot calls are implemented; anything else answers 404 like an unknown method does.
 """
 
