@@ -27,7 +27,8 @@ from telegram.request import BaseRequest
 
 from bot import handlers
 from bot.formatting import COMMANDS
-from bot.handlers import RETRAIN_JOB, BotState, UserRateLimiter
+from bot.handlers import RETRAIN_JOB, BotState
+from bot.limits import UserRateLimiter
 from bot.service import MusicService
 from bot.settings import BotSettings
 

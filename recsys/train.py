@@ -7,8 +7,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -19,24 +18,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch_geometric.metrics import LinkPredRecall
 from tqdm.auto import tqdm
 
-from recsys.config import LossConfig, TrainConfig
+from recsys.config import TrainConfig
 from recsys.data import Catalog
 from recsys.distributed import Ranks
-from recsys.errors import TrainingError
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
+from recsys.loss import chunk_loss, normalise_for, sample_negatives
 from recsys.model import build_model, normalised_adjacency
+from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 
 log = logging.getLogger(__name__)
-
-# The fewest playlist-track pairs fit() trains on: validation holds out validation_share of them (10%: 2 of 20) to
-# pick the best epoch and training keeps the rest; with fewer, the held-out set is empty or a single pair, and the
-# recorded metric means nothing.
-MIN_TRAINING_PAIRS = 20
-# A single playlist teaches no contrast: every track is either in it or in no playlist.
-MIN_TRAINING_PLAYLISTS = 2
-# Below this many pairs a diverging loss is blamed on the data, not on the learning rate: the default learning
-# rate trains the demo catalogue (~4k pairs) and the real data (~31k) stably.
-SMALL_DATA_PAIRS = 1000
 
 
 def keep_freed_memory() -> bool:
@@ -92,92 +82,6 @@ class _Graphs:
             return coo.coalesce().to_sparse_csr(), None
 
 
-def _negatives(
-    positives: Tensor, num: int, hard_share: float, genre_pools: list[Tensor], track_genre: Tensor, gen: torch.Generator
-) -> Tensor:
-    """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre."""
-    n = positives.shape[0]
-    num_tracks = track_genre.shape[0]
-    num_hard = round(num * hard_share) if genre_pools else 0
-    neg = torch.randint(0, num_tracks, (n, num), generator=gen)
-    if num_hard:
-        genres = track_genre[positives]
-        for g, pool in enumerate(genre_pools):
-            rows = (genres == g).nonzero(as_tuple=True)[0]
-            if len(rows) and len(pool):
-                pick = torch.randint(0, len(pool), (len(rows), num_hard), generator=gen)
-                neg[rows, :num_hard] = pool[pick]
-    return neg
-
-
-def _normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tuple[Tensor, Tensor]:
-    """What the loss scores with: the softmax loss works on cosine similarities, the others on raw dot products."""
-    if loss.kind == "softmax":
-        return F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
-    return playlist_z, track_z
-
-
-class _SharedLogSumExp(torch.autograd.Function):
-    """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, in one buffer.
-
-    The block is the loss's largest tensor; autograd's matmul + logsumexp would allocate and pass over it about
-    six times. Here the buffer becomes the softmax in place and is reused by the backward pass."""
-
-    @staticmethod
-    def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor) -> Tensor:
-        block = p @ s.T  # [n, m]
-        block[hit_rows, hit_cols] = float("-inf")
-        top = block.amax(dim=1, keepdim=True)  # [n, 1]
-        block.sub_(top).exp_()
-        total = block.sum(dim=1, keepdim=True)
-        block.div_(total)  # now the softmax over the row
-        ctx.save_for_backward(p, s, block)
-        return (top + total.log()).squeeze(1)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
-        p, s, softmax = ctx.saved_tensors
-        weighted = softmax.mul_(grad.unsqueeze(1))  # d lse / d block, in place: backward runs once
-        return weighted @ s, weighted.T @ p, None, None
-
-
-def ranking_loss(
-    playlist_z: Tensor, track_z: Tensor, pos: Tensor, neg: Tensor, config: LossConfig, shared: Tensor | None = None
-) -> Tensor:
-    """Mean loss of positive pairs pos [2, n] against per-positive negatives neg [n, m] and, for the softmax loss,
-    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul).
-
-    playlist_z and track_z are what _normalise_for returned (normalising every row once is cheaper than
-    normalising the gathered copies, and lets the trainer compute the loss in chunks)."""
-    # index_select rather than [] indexing: its backward is an index_add, several times faster on CPU.
-    p = playlist_z.index_select(0, pos[0])  # [n, d]
-    t_pos = track_z.index_select(0, pos[1])  # [n, d]
-    t_neg = track_z.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)  # [n, m, d]
-    if config.kind == "softmax":
-        # Cross entropy of [positive, negatives, shared negatives] / temperature with the positive as the label,
-        # written as logsumexp(all) - positive so the [n, s] shared block is never copied: the loss's cost is
-        # memory traffic over that block, and this is half of what cat + cross_entropy moves.
-        p = p / config.temperature
-        target = pos[1].unsqueeze(1)
-        s_pos = (p * t_pos).sum(-1)  # [n]
-        # A sampled negative that is the positive itself is not a negative.
-        s_neg = torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf"))  # [n, m]
-        lse = torch.logsumexp(torch.cat([s_pos.unsqueeze(1), s_neg], dim=1), dim=1)  # [n]
-        if shared is not None and len(shared):
-            rows = torch.isin(pos[1], shared).nonzero(as_tuple=True)[0]  # the few positives drawn as negatives
-            hit_rows, hit_cols = (shared.unsqueeze(0) == target[rows]).nonzero(as_tuple=True)
-            shared_lse = _SharedLogSumExp.apply(p, track_z.index_select(0, shared), rows[hit_rows], hit_cols)  # [n]
-            lse = torch.logaddexp(lse, shared_lse)
-        return (lse - s_pos).mean()
-    s_pos = (p * t_pos).sum(-1)  # [n]
-    s_neg = torch.einsum("nd,nmd->nm", p, t_neg)  # [n, m]
-    if config.kind == "bpr":
-        return -F.logsigmoid(s_pos.unsqueeze(1) - s_neg).mean()
-    return F.binary_cross_entropy_with_logits(s_pos, torch.ones_like(s_pos)) + F.binary_cross_entropy_with_logits(
-        s_neg, torch.zeros_like(s_neg)
-    )
-
-
 def recall_at_k(
     playlist_z: Tensor,
     track_z: Tensor,
@@ -218,27 +122,6 @@ def recall_at_k(
     return float(metric.compute())
 
 
-def _chunk_loss(
-    tables: list[Tensor], grads: list[Tensor], pos: Tensor, neg: Tensor, shared: Tensor, loss: LossConfig, weight: float
-) -> float:
-    """weight * ranking_loss of one chunk; its gradient is added into grads (same shapes as the detached
-    playlist and track tables). The chunk works on its own rows only, so no [num_tracks, d] tensor is created
-    per chunk (at 10M pairs that allocation cost more than the loss)."""
-    n, m = neg.shape
-    playlists, p_local = torch.unique(pos[0], return_inverse=True)
-    tracks, t_local = torch.unique(torch.cat([pos[1], neg.reshape(-1), shared]), return_inverse=True)
-    p_rows = tables[0][playlists].requires_grad_()
-    t_rows = tables[1][tracks].requires_grad_()
-    local_pos = torch.stack([p_local, t_local[:n]])
-    value = (
-        ranking_loss(p_rows, t_rows, local_pos, t_local[n : n + n * m].view(n, m), loss, t_local[n + n * m :]) * weight
-    )
-    p_grad, t_grad = torch.autograd.grad(value, [p_rows, t_rows])
-    grads[0].index_add_(0, playlists, p_grad)
-    grads[1].index_add_(0, tracks, t_grad)
-    return float(value.detach())
-
-
 def metric_names(config: TrainConfig | None = None) -> tuple[str, ...]:
     """The names of the metrics fit() records in TrainResult.metrics (and a snapshot in info.metrics)."""
     eval_k = (config or TrainConfig()).eval_k
@@ -254,63 +137,205 @@ def metric_names(config: TrainConfig | None = None) -> tuple[str, ...]:
     )
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _data_size(catalog: Catalog) -> str:
-    """'30 playlist-track pairs in 3 playlists': the size that decides whether a catalogue can be trained on."""
-    return f"{_count(catalog.num_pairs, 'playlist-track pair')} in {_count(catalog.num_playlists, 'playlist')}"
-
-
-def check_trainable(catalog: Catalog) -> None:
-    """Raise TrainingError, saying what the data lacks, when the catalogue is too small to train and validate on."""
-    if catalog.num_pairs < MIN_TRAINING_PAIRS or catalog.num_playlists < MIN_TRAINING_PLAYLISTS:
-        raise TrainingError(
-            f"the data has {_data_size(catalog)}; training needs at least {MIN_TRAINING_PAIRS} pairs in at least "
-            f"{MIN_TRAINING_PLAYLISTS} playlists (some are held out to validate the model): add playlists to the CSV"
-        )
-
-
-def _check_held_out(catalog: Catalog, val_pairs: Tensor, config: TrainConfig) -> None:
-    """Raise TrainingError when validation is asked for but the split could hold no pair out."""
-    if config.validation_share == 0 or val_pairs.shape[1] > 0:
-        return
-    if round(catalog.num_pairs * config.validation_share) == 0:
-        raise TrainingError(
-            f"validation_share {config.validation_share:g} of {_count(catalog.num_pairs, 'pair')} holds out none "
-            "to validate the model: raise validation_share or add playlists to the CSV"
-        )
-    raise TrainingError(
-        f"none of the data's {_data_size(catalog)} could be held out to validate the model (each playlist keeps "
-        "one pair to learn from): add playlists with at least 2 tracks to the CSV"
-    )
-
-
-def _unstable(what: str, catalog: Catalog, config: TrainConfig) -> TrainingError:
-    """The error for a loss or embeddings that stopped being finite: the data's size is the likely cause on tiny
-    catalogues, the learning rate otherwise."""
-    if catalog.num_pairs < SMALL_DATA_PAIRS:
-        return TrainingError(
-            f"{what} on only {_data_size(catalog)}: too little data to train stably; add playlists to the CSV"
-        )
-    return TrainingError(f"{what}; lower the learning rate (now {config.learning_rate:g})")
-
-
-def _check_validated(best_recall: float, catalog: Catalog, val_pairs: Tensor, config: TrainConfig) -> None:
-    """Raise TrainingError when validation was asked for but gave no number: such a model must not be saved."""
-    if config.validation_share == 0 or math.isfinite(best_recall):
-        return
-    raise TrainingError(
-        f"val_recall@{config.eval_k} is {best_recall}: no held-out pair could be scored "
-        f"({_count(val_pairs.shape[1], 'held-out pair')} of the data's {_data_size(catalog)}); add playlists to the CSV"
-    )
-
-
 def _step_batches(num_targets: int, config: TrainConfig) -> int:
     """Optimisation steps in an epoch: one per batch_size targets, at most max_steps_per_epoch (each step
     propagates over the whole graph, which dominates on large catalogues; its batch then grows instead)."""
     return max(1, min(math.ceil(num_targets / config.batch_size), config.max_steps_per_epoch))
+
+
+def _genre_pools(catalog: Catalog) -> tuple[Tensor, list[Tensor]]:
+    """Each track's genre code [T] (sorted codes) and, per genre, its tracks: where hard negatives are drawn."""
+    genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64))  # [T] sorted codes
+    return genre_idx, [(genre_idx == g).nonzero(as_tuple=True)[0] for g in range(int(genre_idx.max()) + 1)]
+
+
+def _cold_tracks(pairs: Tensor, num_tracks: int) -> Tensor:
+    """[num_tracks] bool: the tracks in none of the pairs [2, n]."""
+    return torch.bincount(pairs[1], minlength=num_tracks) == 0
+
+
+class _Run:
+    """One training run's state, built once: seeded random stream, graphs, held-out pairs, model and optimiser."""
+
+    def __init__(self, catalog: Catalog, config: TrainConfig, ranks: Ranks) -> None:
+        self.config, self.ranks = config, ranks
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.inputs = build_inputs(catalog, scaling=config.model.feature_scaling)
+        self.graphs = _Graphs(self.inputs, config)
+        self.all_pairs = torch.from_numpy(catalog.edges.copy()).long()  # [2, E]
+        self.train_pairs, self.val_pairs = split_pairs(self.all_pairs, config.validation_share, self.gen)
+        check_held_out(catalog, self.val_pairs, config)
+        self.val_graph = self.graphs.propagation(self.train_pairs)
+        # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
+        self.val_hide = _cold_tracks(self.train_pairs, self.inputs.num_tracks) if config.genre_dropout else None
+        self.model = build_model(self.inputs, config.model, seed=config.seed)
+        self.net: torch.nn.Module = self.model
+        if ranks.world > 1:
+            # Broadcasts rank 0's initial weights and averages gradients; the buffers are constant model inputs.
+            self.net = DistributedDataParallel(self.model, broadcast_buffers=False)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.genre_idx, self.genre_pools = _genre_pools(catalog)
+
+    def epoch(self) -> tuple[float, float]:
+        """Train one epoch: its mean loss, and the seconds spent in the loss chunks (not in propagation)."""
+        self.model.train()
+        if self.config.target_edge_share > 0:
+            mp_pairs, target_pairs = split_pairs(self.train_pairs, self.config.target_edge_share, self.gen)
+        else:
+            mp_pairs, target_pairs = self.train_pairs, self.train_pairs
+        graph = self.graphs.propagation(mp_pairs)
+        # Genre is a playlist label: a track cold in this step keeps it only with probability 1 - genre_dropout.
+        cold = _cold_tracks(mp_pairs, self.inputs.num_tracks)
+        hide_genre = cold & (torch.rand(self.inputs.num_tracks, generator=self.gen) < self.config.genre_dropout)
+        order = torch.randperm(target_pairs.shape[1], generator=self.gen)
+        losses = []
+        loss_start = time.perf_counter()
+        propagation_seconds = 0.0
+        for step in torch.tensor_split(order, _step_batches(len(order), self.config)):
+            step_loss, seconds = self._step(graph, hide_genre, target_pairs, step)
+            losses.append(step_loss)
+            propagation_seconds += seconds
+        return float(np.mean(losses)), time.perf_counter() - loss_start - propagation_seconds
+
+    def _step(
+        self, graph: tuple[Tensor, Tensor | None], hide_genre: Tensor, target_pairs: Tensor, step: Tensor
+    ) -> tuple[float, float]:
+        """One optimisation step on the targets step indexes: its loss, and the seconds spent propagating."""
+        propagation_start = time.perf_counter()
+        heads = normalise_for(self.config.loss, *self.net(*graph, hide_genre))
+        propagation_seconds = time.perf_counter() - propagation_start
+        tables = [h.detach() for h in heads]
+        grads = [torch.zeros_like(t) for t in tables]
+        step_loss = self._chunks_loss(tables, grads, target_pairs, step)
+        reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.tensor(0.0))
+        reg = self.config.loss.weight_decay * reg / len(step)
+        self.opt.zero_grad()
+        propagation_start = time.perf_counter()
+        outputs, output_grads = [*heads], [*grads]
+        if reg.requires_grad:  # the design baseline with fixed playlist features has no free embeddings
+            outputs.append(reg)
+            output_grads.append(torch.ones_like(reg))
+        torch.autograd.backward(outputs, output_grads)
+        self.opt.step()
+        propagation_seconds += time.perf_counter() - propagation_start
+        return self.ranks.total(step_loss) + float(reg.detach()), propagation_seconds
+
+    def _chunks_loss(self, tables: list[Tensor], grads: list[Tensor], target_pairs: Tensor, step: Tensor) -> float:
+        """This rank's share of the step's loss, in chunks of batch_size targets; their gradient is added to grads."""
+        config, ranks = self.config, self.ranks
+        step_loss = 0.0
+        for chunk_no, lo in enumerate(range(0, len(step), config.batch_size)):
+            pos = target_pairs[:, step[lo : lo + config.batch_size]]
+            # Every rank draws every chunk's negatives, so the random stream is the same on all of them.
+            neg = sample_negatives(
+                pos[1], config.loss.num_negatives, config.loss.hard_share, self.genre_pools, self.genre_idx, self.gen
+            )
+            shared = torch.randint(0, self.inputs.num_tracks, (config.loss.num_shared_negatives,), generator=self.gen)
+            if chunk_no % ranks.world != ranks.rank:
+                continue
+            # Weighted so that the chunks of all ranks sum to the step's mean (DDP divides by the world size).
+            weight = pos.shape[1] / len(step) * ranks.world
+            step_loss += chunk_loss(tables, grads, pos, neg, shared, config.loss, weight) / ranks.world
+        return step_loss
+
+    def validate(self) -> float:
+        """Recall@eval_k of the held-out pairs, scored over the training graph with the training pairs masked."""
+        self.model.eval()
+        with torch.no_grad():
+            pz, tz = self.model(*self.val_graph, self.val_hide)
+        config = self.config
+        return recall_at_k(
+            pz,
+            tz,
+            self.train_pairs,
+            self.val_pairs,
+            config.eval_k,
+            config.loss.kind == "softmax",
+            max_playlists=config.eval_max_playlists,
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+
+    def embeddings(self, state: dict[str, Tensor] | None) -> tuple[Tensor, Tensor]:
+        """Playlist and track embeddings over all pairs, with the given weights (None: the current ones)."""
+        if state is not None:
+            self.model.load_state_dict(state)
+        self.model.eval()
+        with torch.no_grad():
+            playlist_z, track_z = self.model(*self.graphs.propagation(self.all_pairs))
+        return playlist_z, track_z
+
+
+@dataclass
+class _Progress:
+    """What the epochs measured so far: the best validation recall and its weights, the loss, where time went."""
+
+    best_recall: float = -1.0
+    best_epoch: int = -1
+    best_state: dict[str, Tensor] | None = None
+    epochs_run: int = 0
+    last_loss: float = float("nan")
+    stopped_by_budget: bool = False
+    # Where an epoch's time goes: the loss chunks (split across ranks) versus the rest (repeated on each rank).
+    epoch_seconds: list[float] = field(default_factory=list)
+    loss_seconds: list[float] = field(default_factory=list)
+
+    def keep_if_best(self, recall: float, epoch: int, model: torch.nn.Module) -> None:
+        """Remember the weights when this validation beat the best so far."""
+        if np.isnan(recall) or recall > self.best_recall:
+            self.best_recall, self.best_epoch = recall, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def should_stop(self, epoch: int, elapsed: float, config: TrainConfig) -> bool:
+        """Stop when validation has not improved for patience epochs, or the time budget is spent."""
+        if epoch - self.best_epoch >= config.patience:
+            return True
+        if elapsed > config.max_seconds:
+            log.warning("training stopped at epoch %d: time budget of %.0f s spent", epoch, config.max_seconds)
+            self.stopped_by_budget = True
+            return True
+        return False
+
+    def metrics(self, config: TrainConfig, ranks: Ranks) -> dict[str, float]:
+        """What TrainResult.metrics records, in metric_names() order."""
+        return {
+            f"val_recall@{config.eval_k}": float(self.best_recall),
+            "best_epoch": float(self.best_epoch),
+            "epochs_run": float(self.epochs_run),
+            "final_loss": self.last_loss,
+            "stopped_by_time_budget": float(self.stopped_by_budget),
+            "seconds_per_epoch": float(np.median(self.epoch_seconds)),
+            "loss_share_of_epoch": float(np.sum(self.loss_seconds) / np.sum(self.epoch_seconds)),
+            "world_size": float(ranks.world),
+        }
+
+
+def _train_epochs(run: _Run, catalog: Catalog, start: float) -> _Progress:
+    """Train epoch after epoch, validating every eval_every, until patience, the time budget or the last epoch."""
+    config, ranks = run.config, run.ranks
+    progress = _Progress()
+    bar = tqdm(
+        range(1, config.epochs + 1), desc="training", disable=not config.progress or ranks.rank != 0, leave=False
+    )
+    for epoch in bar:
+        epoch_start = time.perf_counter()
+        progress.epochs_run = epoch
+        progress.last_loss, loss_seconds = run.epoch()
+        if not np.isfinite(progress.last_loss):
+            raise unstable_error(f"training diverged at epoch {epoch} (loss {progress.last_loss})", catalog, config)
+        progress.epoch_seconds.append(time.perf_counter() - epoch_start)
+        progress.loss_seconds.append(loss_seconds)
+        if epoch % config.eval_every != 0 and epoch != config.epochs:
+            bar.set_postfix(loss=f"{progress.last_loss:.4f}")
+            continue
+        recall, elapsed = ranks.agree(run.validate(), time.perf_counter() - start)
+        progress.keep_if_best(recall, epoch, run.model)
+        bar.set_postfix(loss=f"{progress.last_loss:.4f}", val_recall=f"{recall:.4f}")
+        if progress.should_stop(epoch, elapsed, config):
+            break
+    bar.close()
+    return progress
 
 
 def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
@@ -325,143 +350,20 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     """
     check_trainable(catalog)
     start = time.perf_counter()
-    ranks = Ranks.current()
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    inputs = build_inputs(catalog, scaling=config.model.feature_scaling)
-    graphs = _Graphs(inputs, config)
-    all_pairs = torch.from_numpy(catalog.edges.copy()).long()  # [2, E]
-    train_pairs, val_pairs = split_pairs(all_pairs, config.validation_share, gen)
-    _check_held_out(catalog, val_pairs, config)
-    val_graph = graphs.propagation(train_pairs)
-    # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
-    val_hide = (torch.bincount(train_pairs[1], minlength=inputs.num_tracks) == 0) if config.genre_dropout else None
-
-    model = build_model(inputs, config.model, seed=config.seed)
-    net: torch.nn.Module = model
-    if ranks.world > 1:
-        # Broadcasts rank 0's initial weights and averages gradients; the buffers are constant model inputs.
-        net = DistributedDataParallel(model, broadcast_buffers=False)
-    opt = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    normalise = config.loss.kind == "softmax"
-    genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64))  # [T] sorted codes
-    genre_pools = [(genre_idx == g).nonzero(as_tuple=True)[0] for g in range(int(genre_idx.max()) + 1)]
-
-    best = (-1.0, -1)
-    best_state: dict[str, Tensor] | None = None
-    bar = tqdm(
-        range(1, config.epochs + 1), desc="training", disable=not config.progress or ranks.rank != 0, leave=False
-    )
-    last_loss = float("nan")
-    stopped_by_budget = False
-    # Where an epoch's time goes: the loss chunks (split across ranks) versus the rest (repeated on each rank).
-    epoch_seconds: list[float] = []
-    loss_seconds: list[float] = []
-    propagation_seconds = 0.0
-    for epoch in bar:
-        epoch_start = time.perf_counter()
-        model.train()
-        if config.target_edge_share > 0:
-            mp_pairs, target_pairs = split_pairs(train_pairs, config.target_edge_share, gen)
-        else:
-            mp_pairs, target_pairs = train_pairs, train_pairs
-        edge_index, edge_weight = graphs.propagation(mp_pairs)
-        # Genre is a playlist label: a track cold in this step keeps it only with probability 1 - genre_dropout.
-        cold = torch.bincount(mp_pairs[1], minlength=inputs.num_tracks) == 0
-        hide_genre = cold & (torch.rand(inputs.num_tracks, generator=gen) < config.genre_dropout)
-        order = torch.randperm(target_pairs.shape[1], generator=gen)
-        losses = []
-        loss_start = time.perf_counter()
-        for step in torch.tensor_split(order, _step_batches(len(order), config)):
-            propagation_start = time.perf_counter()
-            playlist_z, track_z = net(edge_index, edge_weight, hide_genre)
-            heads = _normalise_for(config.loss, playlist_z, track_z)
-            propagation_seconds += time.perf_counter() - propagation_start
-            tables = [h.detach() for h in heads]
-            grads = [torch.zeros_like(t) for t in tables]
-            step_loss = 0.0
-            for chunk_no, lo in enumerate(range(0, len(step), config.batch_size)):
-                pos = target_pairs[:, step[lo : lo + config.batch_size]]
-                # Every rank draws every chunk's negatives, so the random stream is the same on all of them.
-                neg = _negatives(pos[1], config.loss.num_negatives, config.loss.hard_share, genre_pools, genre_idx, gen)
-                shared = torch.randint(0, inputs.num_tracks, (config.loss.num_shared_negatives,), generator=gen)
-                if chunk_no % ranks.world != ranks.rank:
-                    continue
-                # Weighted so that the chunks of all ranks sum to the step's mean (DDP divides by the world size).
-                weight = pos.shape[1] / len(step) * ranks.world
-                step_loss += _chunk_loss(tables, grads, pos, neg, shared, config.loss, weight) / ranks.world
-            reg = sum((e.pow(2).sum() for e in model.input_embeddings()), torch.tensor(0.0))
-            reg = config.loss.weight_decay * reg / len(step)
-            opt.zero_grad()
-            propagation_start = time.perf_counter()
-            outputs, output_grads = [*heads], [*grads]
-            if reg.requires_grad:  # the design baseline with fixed playlist features has no free embeddings
-                outputs.append(reg)
-                output_grads.append(torch.ones_like(reg))
-            torch.autograd.backward(outputs, output_grads)
-            opt.step()
-            propagation_seconds += time.perf_counter() - propagation_start
-            losses.append(ranks.total(step_loss) + float(reg.detach()))
-        last_loss = float(np.mean(losses))
-        if not np.isfinite(last_loss):
-            raise _unstable(f"training diverged at epoch {epoch} (loss {last_loss})", catalog, config)
-        epoch_seconds.append(time.perf_counter() - epoch_start)
-        loss_seconds.append(time.perf_counter() - loss_start - propagation_seconds)
-        propagation_seconds = 0.0
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
-            model.eval()
-            with torch.no_grad():
-                pz, tz = model(*val_graph, val_hide)
-            recall = recall_at_k(
-                pz,
-                tz,
-                train_pairs,
-                val_pairs,
-                config.eval_k,
-                normalise,
-                max_playlists=config.eval_max_playlists,
-                generator=torch.Generator().manual_seed(config.seed),
-            )
-            recall, elapsed = ranks.agree(recall, time.perf_counter() - start)
-            if np.isnan(recall) or recall > best[0]:
-                best = (recall, epoch)
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            bar.set_postfix(loss=f"{last_loss:.4f}", val_recall=f"{recall:.4f}")
-            if epoch - best[1] >= config.patience:
-                break
-            if elapsed > config.max_seconds:
-                log.warning("training stopped at epoch %d: time budget of %.0f s spent", epoch, config.max_seconds)
-                stopped_by_budget = True
-                break
-        else:
-            bar.set_postfix(loss=f"{last_loss:.4f}")
-    bar.close()
-    _check_validated(best[0], catalog, val_pairs, config)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    with torch.no_grad():
-        playlist_z, track_z = model(*graphs.propagation(all_pairs))
+    run = _Run(catalog, config, Ranks.current())
+    progress = _train_epochs(run, catalog, start)
+    check_validated(progress.best_recall, catalog, run.val_pairs, config)
+    playlist_z, track_z = run.embeddings(progress.best_state)
     if not (torch.isfinite(playlist_z).all() and torch.isfinite(track_z).all()):
-        raise _unstable("training produced non-finite embeddings", catalog, config)
+        raise unstable_error("training produced non-finite embeddings", catalog, config)
     seconds = time.perf_counter() - start
-    metrics = {
-        f"val_recall@{config.eval_k}": float(best[0]),
-        "best_epoch": float(best[1]),
-        "epochs_run": float(epoch),
-        "final_loss": last_loss,
-        "stopped_by_time_budget": float(stopped_by_budget),
-        "seconds_per_epoch": float(np.median(epoch_seconds)),
-        "loss_share_of_epoch": float(np.sum(loss_seconds) / np.sum(epoch_seconds)),
-        "world_size": float(ranks.world),
-    }
+    metrics = progress.metrics(config, run.ranks)
     assert tuple(metrics) == metric_names(config), "metric_names() must list what fit() records"
     log.info("trained %s in %.1fs: %s", config.model.kind, seconds, metrics)
     return TrainResult(
         playlist_z=F.normalize(playlist_z, dim=-1).numpy().astype(np.float32),
         track_z=F.normalize(track_z, dim=-1).numpy().astype(np.float32),
-        inputs=inputs,
+        inputs=run.inputs,
         metrics=metrics,
         train_seconds=seconds,
     )

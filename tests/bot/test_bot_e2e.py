@@ -18,7 +18,7 @@ import recsys
 import recsys.data
 import recsys.demo
 from bot import formatting as fmt
-from bot.handlers import UserRateLimiter
+from bot.limits import UserRateLimiter
 from bot.service import MusicService, Resolution
 
 pytestmark = pytest.mark.usefixtures("no_violations")

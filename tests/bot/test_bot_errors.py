@@ -13,7 +13,8 @@ from fake_telegram import FakeTelegram
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import formatting as fmt
-from bot.handlers import ALERT_WINDOW_S, AlertThrottle, is_telegram_hiccup
+from bot.handlers import is_telegram_hiccup
+from bot.limits import ALERT_WINDOW_S, AlertThrottle
 from bot.service import MusicService, Resolution
 
 pytestmark = pytest.mark.usefixtures("no_violations")

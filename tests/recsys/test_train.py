@@ -78,7 +78,7 @@ def test_loss_in_chunks_has_the_gradient_of_the_whole_batch() -> None:
     import torch
 
     from recsys.config import LossConfig
-    from recsys.train import _chunk_loss, ranking_loss
+    from recsys.loss import chunk_loss, ranking_loss
 
     gen = torch.Generator().manual_seed(0)
     playlists, tracks = torch.randn(40, 8, generator=gen), torch.randn(300, 8, generator=gen)
@@ -98,7 +98,7 @@ def test_loss_in_chunks_has_the_gradient_of_the_whole_batch() -> None:
     for lo in range(0, 600, 250):  # chunks of 250, 250 and 100 positives
         chunk = slice(lo, lo + 250)
         n = len(range(600)[chunk])
-        total += _chunk_loss([playlists, tracks], grads, pos[:, chunk], neg[chunk], shared, config, n / 600)
+        total += chunk_loss([playlists, tracks], grads, pos[:, chunk], neg[chunk], shared, config, n / 600)
     assert abs(total - whole.detach().item()) < 1e-5
     for got, want in zip(grads, expected, strict=True):
         assert torch.allclose(got, want, atol=1e-6)

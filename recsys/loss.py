@@ -1,0 +1,118 @@
+"""The ranking loss fit() minimises: negatives sampled per positive and shared by the batch, computed in chunks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from recsys.config import LossConfig
+
+
+def sample_negatives(
+    positives: Tensor, num: int, hard_share: float, genre_pools: list[Tensor], track_genre: Tensor, gen: torch.Generator
+) -> Tensor:
+    """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre."""
+    n = positives.shape[0]
+    num_tracks = track_genre.shape[0]
+    num_hard = round(num * hard_share) if genre_pools else 0
+    neg = torch.randint(0, num_tracks, (n, num), generator=gen)
+    if num_hard:
+        genres = track_genre[positives]
+        for g, pool in enumerate(genre_pools):
+            rows = (genres == g).nonzero(as_tuple=True)[0]
+            if len(rows) and len(pool):
+                pick = torch.randint(0, len(pool), (len(rows), num_hard), generator=gen)
+                neg[rows, :num_hard] = pool[pick]
+    return neg
+
+
+def normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tuple[Tensor, Tensor]:
+    """What the loss scores with: the softmax loss works on cosine similarities, the others on raw dot products."""
+    if loss.kind == "softmax":
+        return F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
+    return playlist_z, track_z
+
+
+class _SharedLogSumExp(torch.autograd.Function):
+    """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, in one buffer.
+
+    The block is the loss's largest tensor; autograd's matmul + logsumexp would allocate and pass over it about
+    six times. Here the buffer becomes the softmax in place and is reused by the backward pass."""
+
+    @staticmethod
+    def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor) -> Tensor:
+        block = p @ s.T  # [n, m]
+        block[hit_rows, hit_cols] = float("-inf")
+        top = block.amax(dim=1, keepdim=True)  # [n, 1]
+        block.sub_(top).exp_()
+        total = block.sum(dim=1, keepdim=True)
+        block.div_(total)  # now the softmax over the row
+        ctx.save_for_backward(p, s, block)
+        return (top + total.log()).squeeze(1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        p, s, softmax = ctx.saved_tensors
+        weighted = softmax.mul_(grad.unsqueeze(1))  # d lse / d block, in place: backward runs once
+        return weighted @ s, weighted.T @ p, None, None
+
+
+def ranking_loss(
+    playlist_z: Tensor, track_z: Tensor, pos: Tensor, neg: Tensor, config: LossConfig, shared: Tensor | None = None
+) -> Tensor:
+    """Mean loss of positive pairs pos [2, n] against per-positive negatives neg [n, m] and, for the softmax loss,
+    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul).
+
+    playlist_z and track_z are what normalise_for returned (normalising every row once is cheaper than
+    normalising the gathered copies, and lets the trainer compute the loss in chunks)."""
+    # index_select rather than [] indexing: its backward is an index_add, several times faster on CPU.
+    p = playlist_z.index_select(0, pos[0])  # [n, d]
+    t_pos = track_z.index_select(0, pos[1])  # [n, d]
+    t_neg = track_z.index_select(0, neg.reshape(-1)).view(*neg.shape, -1)  # [n, m, d]
+    if config.kind == "softmax":
+        # Cross entropy of [positive, negatives, shared negatives] / temperature with the positive as the label,
+        # written as logsumexp(all) - positive so the [n, s] shared block is never copied: the loss's cost is
+        # memory traffic over that block, and this is half of what cat + cross_entropy moves.
+        p = p / config.temperature
+        target = pos[1].unsqueeze(1)
+        s_pos = (p * t_pos).sum(-1)  # [n]
+        # A sampled negative that is the positive itself is not a negative.
+        s_neg = torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf"))  # [n, m]
+        lse = torch.logsumexp(torch.cat([s_pos.unsqueeze(1), s_neg], dim=1), dim=1)  # [n]
+        if shared is not None and len(shared):
+            rows = torch.isin(pos[1], shared).nonzero(as_tuple=True)[0]  # the few positives drawn as negatives
+            hit_rows, hit_cols = (shared.unsqueeze(0) == target[rows]).nonzero(as_tuple=True)
+            shared_lse = _SharedLogSumExp.apply(p, track_z.index_select(0, shared), rows[hit_rows], hit_cols)  # [n]
+            lse = torch.logaddexp(lse, shared_lse)
+        return (lse - s_pos).mean()
+    s_pos = (p * t_pos).sum(-1)  # [n]
+    s_neg = torch.einsum("nd,nmd->nm", p, t_neg)  # [n, m]
+    if config.kind == "bpr":
+        return -F.logsigmoid(s_pos.unsqueeze(1) - s_neg).mean()
+    return F.binary_cross_entropy_with_logits(s_pos, torch.ones_like(s_pos)) + F.binary_cross_entropy_with_logits(
+        s_neg, torch.zeros_like(s_neg)
+    )
+
+
+def chunk_loss(
+    tables: list[Tensor], grads: list[Tensor], pos: Tensor, neg: Tensor, shared: Tensor, loss: LossConfig, weight: float
+) -> float:
+    """weight * ranking_loss of one chunk; its gradient is added into grads (same shapes as the detached
+    playlist and track tables). The chunk works on its own rows only, so no [num_tracks, d] tensor is created
+    per chunk (at 10M pairs that allocation cost more than the loss)."""
+    n, m = neg.shape
+    playlists, p_local = torch.unique(pos[0], return_inverse=True)
+    tracks, t_local = torch.unique(torch.cat([pos[1], neg.reshape(-1), shared]), return_inverse=True)
+    p_rows = tables[0][playlists].requires_grad_()
+    t_rows = tables[1][tracks].requires_grad_()
+    local_pos = torch.stack([p_local, t_local[:n]])
+    value = (
+        ranking_loss(p_rows, t_rows, local_pos, t_local[n : n + n * m].view(n, m), loss, t_local[n + n * m :]) * weight
+    )
+    p_grad, t_grad = torch.autograd.grad(value, [p_rows, t_rows])
+    grads[0].index_add_(0, playlists, p_grad)
+    grads[1].index_add_(0, tracks, t_grad)
+    return float(value.detach())
