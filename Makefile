@@ -33,17 +33,20 @@ lint: $(STAMP)
 # real CSV when present, else the demo catalogue.
 BENCH_DATA ?= $(if $(wildcard data/spotify_songs.csv),data/spotify_songs.csv,data/demo_songs.csv)
 bench: $(STAMP)
-	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA)
-	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA)
+	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA) --out docs/speed.md
+	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA) --out docs/bot_latency.md
+	$(BIN)/python bench/quote_reports.py README.md
 
 # Growth with catalogue size (100k, 1M, 10M pairs: ~15 min, ~9 GB RAM): docs/scale.md and its log-log plots; then
 # serving at 100k and 1M tracks (ANN, name pre-filter, event-loop stall): docs/scale_serving.md.
 bench-scale: $(STAMP)
 	$(BIN)/python bench/bench_scale.py --out docs/scale.md
 	$(BIN)/python bench/bench_scale_serving.py --out docs/scale_serving.md
+	$(BIN)/python bench/quote_reports.py README.md
 
 evaluate: $(STAMP)
-	$(BIN)/musicrec evaluate --report docs/quality.md
+	$(BIN)/musicrec evaluate --data $(BENCH_DATA) --report docs/quality.md
+	$(BIN)/python bench/quote_reports.py README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -79,9 +79,11 @@ def main() -> None:
     lines = [
         f"# ANN choice (bench/bench_ann_choice.py)\n\n{n:,} tracks x {z.shape[1]} dims, {args.queries} queries, k={K}, "
         f"one query thread; build with {os.cpu_count()} threads; {platform.machine()}.\n",
+        "<!-- begin ann -->",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
         *("| " + " | ".join([name, *(r[h] for h in head[1:])]) + " |" for name, r in rows.items()),
+        "<!-- end ann -->",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -198,6 +198,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"default model, {args.epochs} epochs; {args.queries} similar_tracks and {args.search_queries} search queries "
         "(one-typo titles and title + artist).",
         "",
+        "<!-- begin scale -->",
         "| catalogue | " + " | ".join(f"{s:,} pairs" for s in sizes) + " |",
         "|---|" + "---|" * len(sizes),
         "| tracks / playlists | " + " | ".join(f"{r['tracks']:,} / {r['playlists']:,}" for r in rows) + " |",
@@ -214,6 +215,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         cells = [f"{label} ({unit})", *(f"{v:.3g}" for v in values), f"{a_all:.2f}", f"{a_last:.2f}"]
         lines.append("| " + " | ".join([*cells, f"{extrapolated:.3g}"]) + " |")
     lines += [
+        "<!-- end scale -->",
         "",
         "a: fitted exponent of value ~ pairs^a (log-log least squares over all sizes; and between the two largest, "
         "which small-size overheads distort least). *Extrapolated from the largest size with the last-two exponent "

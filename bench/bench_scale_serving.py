@@ -147,10 +147,12 @@ def main() -> None:
         f"faiss IVF-Flat (4*sqrt(n) lists, nprobe {AnnConfig().nprobe}), k=10, {args.queries} similar / "
         f"{args.search_queries} search queries (typo'd titles, title+artist, artists).",
         "",
+        "<!-- begin serving -->",
         "| " + " | ".join(["metric", *(r["tracks"] for r in rows)]) + " |",
         "|" + "---|" * (len(rows) + 1),
     ]
     lines += ["| " + " | ".join([h, *(r[h] for r in rows)]) + " |" for h in head[1:]]
+    lines.append("<!-- end serving -->")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

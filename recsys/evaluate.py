@@ -67,8 +67,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "",
             "Each cell: mean over seeds, then in brackets the 95% bootstrap interval (queries resampled within each "
             "seed, 1000 draws). Every model trains on the same `train.csv` of each seed through the public API "
-            "(`load_catalog`, `train_catalog`, or a baseline fitted on that catalogue) and is scored with "
-            "`playlist_scores`, `track_scores` and `seed_scores` over the whole catalogue. Models: "
+            "(`load_catalog`, `train_catalog`, or a baseline fitted on that catalogue); its `playlist_scores`, "
+            "`track_scores` and `seed_scores` over the whole catalogue are ranked by the rule the product serves "
+            "(`recsys.ranking.top_k`: the query's own tracks excluded, one version per song). Models: "
             + ", ".join(f"`{r.name}`" for r in results)
             + " (see `recsys/baselines.py`; `default` is `TrainConfig()`).",
         ]

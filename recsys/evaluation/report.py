@@ -83,6 +83,7 @@ def _target_lines(
         "Default model versus the strongest other model per metric (target: +15% relative, "
         "non-overlapping 95% intervals).",
         "",
+        "<!-- begin targets -->",
         "| metric | default | strongest other | lift | met |",
         "|---|---|---|---|---|",
     ]
@@ -96,7 +97,7 @@ def _target_lines(
         lift = mean / b_mean - 1 if b_mean > 0 else float("inf")
         met = mean >= TARGET_LIFT * b_mean and low > b_high
         lines.append(f"| {key} | {mean:.4f} | {best} {b_mean:.4f} | {lift:+.0%} | {'yes' if met else 'no'} |")
-    return [*lines, ""]
+    return [*lines, "<!-- end targets -->", ""]
 
 
 def _summary_lines(

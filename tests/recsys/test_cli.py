@@ -55,6 +55,10 @@ def test_errors_are_one_line_without_traceback(model_dir: Path, tmp_path: Path) 
     done = musicrec("similar", "--track-id", "nope", "--model", str(model_dir))
     assert done.returncode == 1
     assert "unknown track_id 'nope'" in done.stderr and "Traceback" not in done.stderr
+    # A shell user is told which command to type, not a library function to call.
+    assert "musicrec recommend" in done.stderr and "()" not in done.stderr
+    done = musicrec("playlist", "--playlist-id", "nope", "--model", str(model_dir))
+    assert done.returncode == 1 and "()" not in done.stderr and "musicrec playlist" in done.stderr
     done = musicrec("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "m"))
     assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
     done = musicrec("recommend", "x", "--model", str(tmp_path / "none"))
@@ -91,3 +95,43 @@ def test_download_rejects_a_file_that_fails_verification(tmp_path: Path) -> None
         sha256=__import__("hashlib").sha256(src.read_bytes()).hexdigest(),
     )
     assert ok.read_text() == "track_id\n"
+
+
+def test_train_help_states_the_real_defaults() -> None:
+    defaults = recsys.TrainConfig()
+    text = " ".join(musicrec("train", "--help").stdout.split())
+    assert f"most optimisation steps per epoch (default {defaults.max_steps_per_epoch})" in text
+    assert f"(default {defaults.batch_size})" in text and f"(default {defaults.max_seconds:g};" in text
+
+
+def test_out_dot_is_refused_in_one_line_before_training(tmp_path: Path, demo_csv: Path) -> None:
+    (tmp_path / "my notes.txt").write_text("keep")
+    done = musicrec("train", "--data", str(demo_csv), "--out", ".", "--quiet", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "not a musicrec snapshot" in done.stderr
+    assert "trained" not in done.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my notes.txt"]
+    assert sorted(p.name for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}")) == []
+
+
+def test_a_tiny_csv_does_not_replace_a_good_model(model_dir: Path, tmp_path: Path, demo_csv: Path) -> None:
+    good = recsys.load(model_dir).info.version
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("\n".join(demo_csv.read_text().splitlines()[:3]) + "\n")  # the header and two rows
+    done = musicrec("train", "--data", str(tiny), "--out", str(model_dir), "--quiet")
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "playlist" in done.stderr
+    assert recsys.load(model_dir).info.version == good
+
+
+def test_permission_denied_on_out_is_one_line(
+    tmp_path: Path, demo_csv: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recsys.cli import main
+
+    def denied(*args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("recsys.store.os.open", denied)
+    assert main(["train", "--data", str(demo_csv), "--out", str(tmp_path / "m"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err
