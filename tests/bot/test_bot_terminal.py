@@ -75,6 +75,9 @@ def _bot_process(workdir: Path, **env_overrides: str) -> subprocess.Popen[str]:
         text=True,
         env=env,
         cwd=workdir,
+        # A shell that runs the tests in the background starts them with SIGINT ignored, which the child would
+        # inherit (and Python then installs no KeyboardInterrupt handler): give the chat a terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
