@@ -15,9 +15,11 @@ from recsys.errors import (
     RecsysError,
     SnapshotError,
     TrainingError,
+    UnknownListenerError,
     UnknownPlaylistError,
     UnknownTrackError,
 )
+from recsys.listeners import ListenerRatings
 from recsys.names import fold
 from recsys.resolve import MatchConfig, Resolution, classify, resolve
 from recsys.results import SearchHit, Track
@@ -33,6 +35,7 @@ __all__ = [
     "DataDownloadError",
     "DataError",
     "InvalidQueryError",
+    "ListenerRatings",
     "LossConfig",
     "MatchConfig",
     "ModelConfig",
@@ -47,6 +50,7 @@ __all__ = [
     "Track",
     "TrainConfig",
     "TrainingError",
+    "UnknownListenerError",
     "UnknownPlaylistError",
     "UnknownTrackError",
     "classify",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,6 +14,7 @@ from recsys.config import TrainConfig
 from recsys.data import AUDIO_FEATURES, Catalog, load_catalog
 from recsys.explain import REASON_FEATURES
 from recsys.graph import numeric_inputs
+from recsys.listeners import ListenerRatings, join, snapshot_arrays
 from recsys.snapshot import Snapshot, SnapshotInfo
 from recsys.train import TrainResult, fit
 
@@ -34,6 +36,7 @@ def build_snapshot(catalog: Catalog, result: TrainResult, config: TrainConfig) -
         "edges": catalog.edges,
         "track_z": result.track_z,
         "playlist_z": result.playlist_z,
+        **snapshot_arrays(result.listeners, result.listener_z.reshape(-1, result.track_z.shape[1])),
     }
     arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
     created = datetime.now(UTC)
@@ -43,21 +46,36 @@ def build_snapshot(catalog: Catalog, result: TrainResult, config: TrainConfig) -
         created_at=created.isoformat(timespec="seconds"),
         data_fingerprint=catalog.fingerprint,
         num_tracks=catalog.num_tracks,
-        num_playlists=catalog.num_playlists,
+        num_playlists=catalog.num_playlists,  # the CSV's playlists: listener nodes are not playlists
         metrics=dict(result.metrics),
         train_seconds=round(result.train_seconds, 2),
         model_kind=config.model.kind,
         config=dataclasses.asdict(config),
+        num_listeners=result.listeners.num_listeners,
     )
     return Snapshot(arrays, info)
 
 
-def train_catalog(catalog: Catalog, config: TrainConfig | None = None) -> Snapshot:
-    """Train on an already loaded catalogue."""
+def train_catalog(
+    catalog: Catalog,
+    config: TrainConfig | None = None,
+    *,
+    listeners: Mapping[str, ListenerRatings] | None = None,
+) -> Snapshot:
+    """Train on an already loaded catalogue; each listener (id -> ratings) joins the graph as a node linked to the
+    catalogue tracks it liked, its dislikes its hard negatives (recsys.listeners). Unknown track ids are ignored;
+    a listener with no known like gets no node."""
     config = config or TrainConfig()
-    return build_snapshot(catalog, fit(catalog, config), config)
+    nodes = join(catalog, listeners) if listeners else None
+    return build_snapshot(catalog, fit(catalog, config, nodes), config)
 
 
-def train(csv_path: str | os.PathLike[str] | None = None, config: TrainConfig | None = None) -> Snapshot:
-    """Load the CSV (argument, $MUSICREC_DATA, or data/spotify_songs.csv) and train the default model on it."""
-    return train_catalog(load_catalog(csv_path), config)
+def train(
+    csv_path: str | os.PathLike[str] | None = None,
+    config: TrainConfig | None = None,
+    *,
+    listeners: Mapping[str, ListenerRatings] | None = None,
+) -> Snapshot:
+    """Load the CSV (argument, $MUSICREC_DATA, or data/spotify_songs.csv) and train the default model on it, with
+    the listeners' nodes if given (see train_catalog)."""
+    return train_catalog(load_catalog(csv_path), config, listeners=listeners)

@@ -37,6 +37,20 @@ class UnknownPlaylistError(RecsysError, KeyError):
         return f"unknown playlist_id {self.playlist_id!r}: it is not one of the playlists the model was trained on"
 
 
+class UnknownListenerError(RecsysError, KeyError):
+    """A listener id that the snapshot was not trained with (its ratings came later, or it rated no known track)."""
+
+    def __init__(self, listener_id: str) -> None:
+        super().__init__(listener_id)
+        self.listener_id = listener_id
+
+    def __str__(self) -> str:
+        return (
+            f"unknown listener_id {self.listener_id!r}: the model was trained without this listener's ratings; "
+            "use recommend_for_ratings until the next retrain"
+        )
+
+
 class InvalidQueryError(RecsysError, ValueError):
     """A query the model cannot answer as asked (for example no seed tracks)."""
 

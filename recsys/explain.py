@@ -33,6 +33,15 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray) -> list[str | N
     return out
 
 
+def liked_reasons(snap: Snapshot, picks: list[int], likes: np.ndarray) -> list[str | None]:
+    """Per picked row, the like that led there: "because you liked <Title> — <Artist>", naming the liked track whose
+    embedding is closest to the pick."""
+    if not len(likes) or not picks:
+        return [None] * len(picks)
+    closest = likes[np.argmax(snap.track_z[picks] @ snap.track_z[likes].T, axis=1)]  # [len(picks)] rows
+    return [f"because you liked {snap.track_names[i]} — {snap.track_artists[i]}" for i in closest.tolist()]
+
+
 def _closest_features(centre: np.ndarray, audio: np.ndarray) -> str | None:
     gap = np.abs(centre - audio)
     closest = np.argsort(gap)[:2]

@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from recsys.config import LossConfig
 
+# Share of a listener node's per-positive negatives drawn from that listener's own dislikes (the rest stay genre
+# negatives). A dislike is the clearest "not this" a listener gives, but a listener has few of them (two a round in
+# bench/bench_listeners.py), so drawing every negative there would repeat the same few and lose the genre contrast.
+DISLIKED_SHARE = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class ListenerDislikes:
+    """Where listener nodes' hard negatives come from: listener l is playlist node first_node + l, and its
+    disliked tracks are tracks[ptr[l]:ptr[l + 1]]."""
+
+    first_node: int
+    ptr: Tensor  # [L + 1] int64
+    tracks: Tensor  # [m] int64 track_idx
+
+    @classmethod
+    def of(cls, first_node: int, pairs: np.ndarray, num_listeners: int) -> ListenerDislikes | None:
+        """From (listener_idx, track_idx) pairs [2, m]; None when no listener disliked anything."""
+        if pairs.shape[1] == 0:
+            return None
+        order = np.argsort(pairs[0], kind="stable")
+        ptr = np.searchsorted(pairs[0][order], np.arange(num_listeners + 1))
+        return cls(first_node, torch.from_numpy(ptr.astype(np.int64)), torch.from_numpy(pairs[1][order].copy()))
+
 
 def sample_negatives(
-    positives: Tensor, num: int, hard_share: float, genre_pools: list[Tensor], track_genre: Tensor, gen: torch.Generator
+    positives: Tensor,
+    num: int,
+    hard_share: float,
+    genre_pools: list[Tensor],
+    track_genre: Tensor,
+    gen: torch.Generator,
+    *,
+    playlists: Tensor | None = None,
+    dislikes: ListenerDislikes | None = None,
 ) -> Tensor:
-    """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre."""
+    """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre, and for a
+    positive of a listener node (playlists [n] gives each positive's node), DISLIKED_SHARE of them (the last
+    columns) from that listener's dislikes. Without listener dislikes the random draws are exactly as before."""
     n = positives.shape[0]
     num_tracks = track_genre.shape[0]
     num_hard = round(num * hard_share) if genre_pools else 0
@@ -26,7 +62,27 @@ def sample_negatives(
             if len(rows) and len(pool):
                 pick = torch.randint(0, len(pool), (len(rows), num_hard), generator=gen)
                 neg[rows, :num_hard] = pool[pick]
+    if dislikes is not None and playlists is not None:
+        _draw_disliked(neg, playlists, dislikes, gen)
     return neg
+
+
+def _draw_disliked(neg: Tensor, playlists: Tensor, dislikes: ListenerDislikes, gen: torch.Generator) -> None:
+    """Overwrite the last DISLIKED_SHARE columns of neg for positives of listeners that disliked something."""
+    num = round(neg.shape[1] * DISLIKED_SHARE)
+    num_listeners = len(dislikes.ptr) - 1
+    listener = playlists - dislikes.first_node
+    rows = ((listener >= 0) & (listener < num_listeners)).nonzero(as_tuple=True)[0]
+    if not num or not len(rows):
+        return
+    start = dislikes.ptr[listener[rows]]
+    count = dislikes.ptr[listener[rows] + 1] - start
+    rows, start, count = rows[count > 0], start[count > 0], count[count > 0]
+    if not len(rows):
+        return
+    offset = (torch.rand(len(rows), num, generator=gen) * count.unsqueeze(1)).long()  # uniform in [0, count)
+    offset = torch.minimum(offset, count.unsqueeze(1) - 1)
+    neg[rows, -num:] = dislikes.tracks[start.unsqueeze(1) + offset]
 
 
 def normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tuple[Tensor, Tensor]:

@@ -2,10 +2,12 @@
 
 The rule: the k best scores, never an excluded track, and at most one version of each song (never a version of an
 excluded song either). Large catalogues take candidates from the approximate index and rescore them exactly.
+A listener's ratings are scored by one rule too (for_ratings: the bot's /forme, the benchmark's simulated listeners).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 # Softness of the maximum over seed tracks in seed_scores (the training loss's softmax temperature).
 SEED_TEMPERATURE = 0.1
+# seed_scores works through the seeds this many at a time: memory [SEED_BLOCK, T] however many a listener liked.
+SEED_BLOCK = 32
 
 Picks = tuple[list[int], np.ndarray]  # (row indices best first, their scores)
 
@@ -72,9 +76,12 @@ def seed_scores(track_z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     Not the seeds' centroid: a playlist mixes artists and moods, and the centroid of five tracks sits near none
     of them (Recall@20 of new playlists, inner validation split of the real data: centroid 0.052, this 0.074).
     """
-    sims = track_z[seeds] @ track_z.T  # [num_seeds, T], cosine in [-1, 1]
     t = SEED_TEMPERATURE
-    return (1.0 + t * np.log(np.exp((sims - 1.0) / t).sum(axis=0) / len(seeds))).astype(np.float32)
+    total = sum(
+        np.exp((track_z[seeds[i : i + SEED_BLOCK]] @ track_z.T - 1.0) / t).sum(axis=0)  # [T]; cosines in [-1, 1]
+        for i in range(0, len(seeds), SEED_BLOCK)
+    )
+    return (1.0 + t * np.log(total / len(seeds))).astype(np.float32)
 
 
 def _served(snap: Snapshot, query: np.ndarray, k: int, exclude: np.ndarray) -> Picks:
@@ -107,4 +114,71 @@ def continue_seeds(snap: Snapshot, seeds: np.ndarray, k: int) -> Picks:
     """Tracks that continue a new playlist of seed rows: the seeds excluded."""
     scores = seed_scores(snap.track_z, seeds)
     rows = top_k(scores, k, seeds, snap.songs)
+    return rows, scores[rows]
+
+
+def continue_listener(snap: Snapshot, listener_idx: int, k: int) -> Picks:
+    """Tracks for a trained listener node: what it had liked or disliked at training excluded."""
+    liked, disliked = snap.listener_rows(listener_idx)
+    return _served(snap, snap.listener_z[listener_idx], k, np.union1d(liked, disliked))
+
+
+@dataclass(frozen=True)
+class RatingsConfig:
+    """How a listener's current ratings become scores (for_ratings). Chosen on the inner validation split of the real
+    data (5 seeds, ~200 simulated listeners; `python bench/bench_listeners.py --data ... --tune`): the hit rate@10
+    of rounds 1-5, then of round 6 after a retrain; differences under ~0.005 are noise at that size."""
+
+    # The soft maximum over the dislikes, times this, is subtracted from the likes' seed score: a track much like a
+    # disliked one sinks, one merely of the same genre barely moves (both soft maxima lie in [-1, 1]). Rounds 1-5:
+    # 0 -> 0.061, 0.25 -> 0.061, 0.5 -> 0.062, 1.0 -> 0.039 (at 1 the dislikes, near the likes, drown them).
+    dislike_weight: float = 0.5
+    # Share of the trained listener node's cosine in the score when the model has the listener's node; the rest is
+    # the seed score of the current ratings, which also knows the ratings made since that training. Round 6 after a
+    # retrain: 0 -> 0.048, 0.25 -> 0.050, 0.5 -> 0.050, 0.75 -> 0.051, 1.0 -> 0.053 (no feedback: 0.029); 1.0 would
+    # ignore every rating made since the retrain, so the node gets the larger share, not all of it.
+    listener_weight: float = 0.75
+    # Subtracted from the score of a track already shown (and of its other versions): a list asked for again brings
+    # new songs first, but a song far better than the rest may come back. Rounds 1-5: 0.1 -> 0.058, 0.25 to 2 ->
+    # 0.062 (the simulated listener rates every shown song it would like, so a re-shown one is always a miss).
+    shown_penalty: float = 0.5
+    # Only the latest this many likes (and dislikes) are scored, all are still excluded: the score's cost grows with
+    # them (100 x 28k cosines is a few ms; at a million tracks ~0.3 s).
+    max_ratings: int = 100
+
+
+def ratings_scores(
+    snap: Snapshot,
+    likes: np.ndarray,
+    dislikes: np.ndarray,
+    listener_idx: int | None,
+    shown: np.ndarray,
+    config: RatingsConfig,
+) -> np.ndarray:
+    """Score every track for liked and disliked rows (latest last), a trained listener node (or None) and the
+    rows already shown. [T]"""
+    scores = seed_scores(snap.track_z, likes[-config.max_ratings :])
+    if len(dislikes) and config.dislike_weight:
+        scores = scores - config.dislike_weight * seed_scores(snap.track_z, dislikes[-config.max_ratings :])
+    if listener_idx is not None:
+        node = snap.track_z @ snap.listener_z[listener_idx]  # [T]
+        scores = (1.0 - config.listener_weight) * scores + config.listener_weight * node
+    if len(shown):
+        scores = np.where(np.isin(snap.songs, snap.songs[shown]), scores - config.shown_penalty, scores)
+    return scores.astype(np.float32)
+
+
+def for_ratings(
+    snap: Snapshot,
+    likes: np.ndarray,
+    dislikes: np.ndarray,
+    listener_idx: int | None,
+    shown: np.ndarray,
+    k: int,
+    config: RatingsConfig,
+) -> Picks:
+    """The top k for a listener's ratings (ratings_scores): every liked and disliked track, and their other
+    versions, excluded; shown tracks ranked down, not excluded."""
+    scores = ratings_scores(snap, likes, dislikes, listener_idx, shown, config)
+    rows = top_k(scores, k, np.union1d(likes, dislikes).astype(np.int64), snap.songs)
     return rows, scores[rows]

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from recsys import ann, explain, ranking
-from recsys.errors import InvalidQueryError, SnapshotError, UnknownPlaylistError, UnknownTrackError
+from recsys.errors import (
+    InvalidQueryError,
+    SnapshotError,
+    UnknownListenerError,
+    UnknownPlaylistError,
+    UnknownTrackError,
+)
+from recsys.listeners import check_ratings, with_empty_listeners
 from recsys.name_index import NameIndexConfig
 from recsys.names import NameSearch, artist_keys, fold, song_groups
 from recsys.results import SearchHit, Track
@@ -28,7 +35,15 @@ __all__ = ["SearchHit", "Snapshot", "SnapshotInfo", "Track", "fold", "load"]
 log = logging.getLogger(__name__)
 
 REASON_FEATURES = explain.REASON_FEATURES
-TEXT_KEYS = ("track_ids", "track_names", "track_artists", "album_names", "playlist_ids", "playlist_names")
+TEXT_KEYS = (
+    "track_ids",
+    "track_names",
+    "track_artists",
+    "album_names",
+    "playlist_ids",
+    "playlist_names",
+    "listener_ids",
+)
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
@@ -48,6 +63,8 @@ class SnapshotInfo:
     model_kind: str
     config: dict[str, Any]
     format_version: int = FORMAT_VERSION
+    # Listener nodes trained with the model (recsys.listeners); never counted in num_playlists. 0 in older files.
+    num_listeners: int = 0
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> SnapshotInfo:
@@ -97,6 +114,15 @@ def _check(arrays: dict[str, np.ndarray], info: SnapshotInfo) -> None:
         raise SnapshotError(
             f"meta.json says {info.num_tracks} tracks / {info.num_playlists} playlists, arrays hold {t} / {p}"
         )
+    listeners = len(need("listener_ids", "O", (None,)))
+    if not np.isfinite(need("listener_z", "f", (listeners, dim))).all():
+        raise SnapshotError("snapshot listener embeddings contain NaN or infinity; retrain the model")
+    for key in ("listener_likes", "listener_dislikes"):
+        rated = need(key, "iu", (2, None))
+        if rated.size and (rated.min() < 0 or rated[0].max() >= listeners or rated[1].max() >= t):
+            raise SnapshotError(f"snapshot array {key!r} points outside the listeners or the catalogue")
+    if info.num_listeners != listeners:
+        raise SnapshotError(f"meta.json says {info.num_listeners} listeners, arrays hold {listeners}")
 
 
 def _positions(ids: np.ndarray, what: str) -> dict[str, int]:
@@ -123,7 +149,7 @@ class Snapshot:
         ann_config: ann.AnnConfig | None = None,
         name_index_config: NameIndexConfig | None = None,
     ) -> None:
-        arrays = {k: (v.astype(object) if v.dtype.kind == "U" else v) for k, v in arrays.items()}
+        arrays = {k: (v.astype(object) if v.dtype.kind == "U" else v) for k, v in with_empty_listeners(arrays).items()}
         _check(arrays, info)
         for a in arrays.values():
             a.setflags(write=False)
@@ -141,10 +167,19 @@ class Snapshot:
         self.edges: np.ndarray = arrays["edges"]  # [2, E] playlist_idx, track_idx
         self.track_z: np.ndarray = arrays["track_z"]  # [T, d] L2-normalised
         self.playlist_z: np.ndarray = arrays["playlist_z"]  # [P, d] L2-normalised
+        self.listener_ids: np.ndarray = arrays["listener_ids"]  # [L] listener nodes trained with the model
+        self.listener_z: np.ndarray = arrays["listener_z"]  # [L, d] L2-normalised
+        self.listener_likes: np.ndarray = arrays["listener_likes"]  # [2, n] listener_idx, track_idx at training
+        self.listener_dislikes: np.ndarray = arrays["listener_dislikes"]  # [2, m] idem
         self._track_pos = _positions(self.track_ids, "track")
         self._playlist_pos = _positions(self.playlist_ids, "playlist")
-        num_tracks = len(self.track_ids)
+        self._listener_pos = _positions(self.listener_ids, "listener")
+        num_tracks, num_listeners = len(self.track_ids), len(self.listener_ids)
         self._pl_ptr, self._pl_tracks = _grouped(self.edges[0], self.edges[1], len(self.playlist_ids))
+        self._like_ptr, self._like_rows = _grouped(self.listener_likes[0], self.listener_likes[1], num_listeners)
+        self._dislike_ptr, self._dislike_rows = _grouped(
+            self.listener_dislikes[0], self.listener_dislikes[1], num_listeners
+        )
         self._tr_ptr, self._tr_playlists = _grouped(self.edges[1], self.edges[0], num_tracks)
         # Versions of one song count once in every list (recsys.names.song_key says what "the same song" is).
         self.songs: np.ndarray = song_groups(self.track_names.tolist(), self.track_artists.tolist())
@@ -183,6 +218,17 @@ class Snapshot:
         except KeyError:
             raise UnknownPlaylistError(playlist_id) from None
 
+    def _listener_idx(self, listener_id: str) -> int:
+        try:
+            return self._listener_pos[listener_id]
+        except (KeyError, TypeError):
+            raise UnknownListenerError(listener_id) from None
+
+    def _known_rows(self, track_ids: Sequence[str]) -> np.ndarray:
+        """Rows of the ids this catalogue holds, first occurrence order; unknown ids are skipped."""
+        rows = [self._track_pos[t] for t in dict.fromkeys(track_ids) if t in self._track_pos]
+        return np.array(rows, dtype=np.int64)
+
     def _seed_rows(self, track_ids: Sequence[str]) -> np.ndarray:
         if not track_ids:
             raise InvalidQueryError("a new playlist needs at least one seed track_id; got none")
@@ -195,6 +241,16 @@ class Snapshot:
     def playlists_of(self, idx: int) -> np.ndarray:
         """Playlist rows a track row is in."""
         return self._tr_playlists[self._tr_ptr[idx] : self._tr_ptr[idx + 1]]
+
+    def listener_rows(self, listener_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """(liked, disliked) track rows of a listener node when it was trained."""
+        lo, hi = self._like_ptr[listener_idx], self._like_ptr[listener_idx + 1]
+        dlo, dhi = self._dislike_ptr[listener_idx], self._dislike_ptr[listener_idx + 1]
+        return self._like_rows[lo:hi], self._dislike_rows[dlo:dhi]
+
+    def has_listener(self, listener_id: str) -> bool:
+        """Whether the model was trained with this listener's node (recommend_for_listener then answers)."""
+        return listener_id in self._listener_pos
 
     def versions_of(self, idx: int) -> np.ndarray:
         """Track rows of the same song as row idx (itself included), sorted."""
@@ -237,27 +293,69 @@ class Snapshot:
         """How well every catalogue track continues a new playlist made of the seed tracks. [num_tracks]"""
         return ranking.seed_scores(self.track_z, self._seed_rows(track_ids))
 
+    def listener_scores(self, listener_id: str) -> np.ndarray:
+        """How well every catalogue track suits a trained listener node. [num_tracks]"""
+        return self.track_z @ self.listener_z[self._listener_idx(listener_id)]
+
     # ----- recommendations -----
 
-    def _tracks(self, picks: ranking.Picks, seeds: np.ndarray) -> list[Track]:
+    def _tracks(self, picks: ranking.Picks, reasons: list[str | None]) -> list[Track]:
         rows, scores = picks
-        reasons = explain.reasons(self, rows, seeds)
         return [self.result(i, s, r) for i, s, r in zip(rows, scores.tolist(), reasons, strict=True)]
 
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
         """The k songs most similar to the track, excluding it and other versions of the same song."""
         q = self._idx(track_id)
-        return self._tracks(ranking.similar(self, q, k), np.array([q]))
+        picks = ranking.similar(self, q, k)
+        return self._tracks(picks, explain.reasons(self, picks[0], np.array([q])))
 
     def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
         """The k tracks that best continue a training playlist, excluding its own tracks."""
         p = self._playlist_idx(playlist_id)
-        return self._tracks(ranking.continue_playlist(self, p, k), self.playlist_rows(p))
+        picks = ranking.continue_playlist(self, p, k)
+        return self._tracks(picks, explain.reasons(self, picks[0], self.playlist_rows(p)))
 
     def recommend_for_tracks(self, track_ids: Sequence[str], k: int = 10) -> list[Track]:
         """The k tracks that best continue a new playlist made of the given seed tracks (excluded)."""
         seeds = self._seed_rows(track_ids)
-        return self._tracks(ranking.continue_seeds(self, seeds, k), seeds)
+        picks = ranking.continue_seeds(self, seeds, k)
+        return self._tracks(picks, explain.reasons(self, picks[0], seeds))
+
+    def recommend_for_listener(self, listener_id: str, k: int = 10) -> list[Track]:
+        """The k tracks that best suit a listener the model was trained with, excluding every track it had rated
+        then (and their other versions). UnknownListenerError for a listener the model has no node for."""
+        listener = self._listener_idx(listener_id)
+        picks = ranking.continue_listener(self, listener, k)
+        return self._tracks(picks, explain.liked_reasons(self, picks[0], self.listener_rows(listener)[0]))
+
+    def recommend_for_ratings(
+        self,
+        likes: Sequence[str],
+        dislikes: Sequence[str] = (),
+        k: int = 10,
+        *,
+        listener_id: str | None = None,
+        shown: Sequence[str] = (),
+    ) -> list[Track]:
+        """The k tracks for a listener's current ratings (the bot's /forme): near the likes, away from the
+        dislikes, blended with the listener's trained node when the model has one; liked and disliked tracks
+        excluded, tracks in `shown` ranked down (recsys.ranking.for_ratings). Track ids the catalogue lacks are
+        ignored; InvalidQueryError when no liked track is left."""
+        check_ratings(likes, dislikes)
+        if isinstance(shown, str | bytes):
+            raise InvalidQueryError(f"shown must be a sequence of track_id strings; got {shown!r:.80}")
+        like_rows = self._known_rows(likes)
+        if not len(like_rows):
+            raise InvalidQueryError(
+                f"none of the {len(set(likes))} liked track ids is in this model's catalogue; like a song from it first"
+            )
+        if listener_id is not None and not isinstance(listener_id, str):
+            raise InvalidQueryError(f"listener_id is a str (a Telegram user id as text); got {listener_id!r:.80}")
+        listener = self._listener_pos.get(listener_id) if listener_id is not None else None
+        picks = ranking.for_ratings(
+            self, like_rows, self._known_rows(dislikes), listener, self._known_rows(shown), k, ranking.RatingsConfig()
+        )
+        return self._tracks(picks, explain.liked_reasons(self, picks[0], like_rows))
 
     def search(self, text: str, limit: int = 5) -> list[SearchHit]:
         """Fuzzy search over title, artist and "title artist"; one hit per song, best match first."""

@@ -22,7 +22,8 @@ from recsys.config import TrainConfig
 from recsys.data import Catalog
 from recsys.distributed import Ranks
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
-from recsys.loss import chunk_loss, normalise_for, sample_negatives
+from recsys.listeners import ListenerNodes, no_listeners, training_catalog
+from recsys.loss import ListenerDislikes, chunk_loss, normalise_for, sample_negatives
 from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 
@@ -48,11 +49,13 @@ def keep_freed_memory() -> bool:
 class TrainResult:
     """Serving embeddings and what training measured."""
 
-    playlist_z: np.ndarray  # [P, d] float32, L2-normalised
+    playlist_z: np.ndarray  # [P, d] float32, L2-normalised: the catalogue's playlists only
     track_z: np.ndarray  # [T, d] float32, L2-normalised
-    inputs: GraphInputs
+    inputs: GraphInputs  # of the training catalogue: its playlist nodes include the listener nodes
     metrics: dict[str, float]
     train_seconds: float
+    listeners: ListenerNodes = field(default_factory=no_listeners)
+    listener_z: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))  # [L, d] like playlist_z
 
 
 class _Graphs:
@@ -155,18 +158,26 @@ def _cold_tracks(pairs: Tensor, num_tracks: int) -> Tensor:
 
 
 class _Run:
-    """One training run's state, built once: seeded random stream, graphs, held-out pairs, model and optimiser."""
+    """One training run's state, built once: seeded random stream, graphs, held-out pairs, model and optimiser.
 
-    def __init__(self, catalog: Catalog, config: TrainConfig, ranks: Ranks) -> None:
+    Listener nodes are playlist nodes after the catalogue's: their pairs train and pass messages like any
+    playlist's, but are never held out, so validation measures the catalogue's playlists only."""
+
+    def __init__(self, catalog: Catalog, config: TrainConfig, ranks: Ranks, listeners: ListenerNodes) -> None:
         self.config, self.ranks = config, ranks
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.inputs = build_inputs(catalog, scaling=config.model.feature_scaling)
+        joined = training_catalog(catalog, listeners) if listeners.num_listeners else catalog
+        self.inputs = build_inputs(joined, scaling=config.model.feature_scaling)
         self.graphs = _Graphs(self.inputs, config)
-        self.all_pairs = torch.from_numpy(catalog.edges.copy()).long()  # [2, E]
-        self.train_pairs, self.val_pairs = split_pairs(self.all_pairs, config.validation_share, self.gen)
+        self.all_pairs = torch.from_numpy(joined.edges.copy()).long()  # [2, E + listener likes]
+        playlist_pairs = self.all_pairs[:, : catalog.num_pairs]  # the catalogue's pairs come first
+        self.train_pairs, self.val_pairs = split_pairs(playlist_pairs, config.validation_share, self.gen)
+        if listeners.num_listeners:
+            self.train_pairs = torch.cat([self.train_pairs, self.all_pairs[:, catalog.num_pairs :]], dim=1)
         check_held_out(catalog, self.val_pairs, config)
+        self.dislikes = ListenerDislikes.of(catalog.num_playlists, listeners.dislikes, listeners.num_listeners)
         self.val_graph = self.graphs.propagation(self.train_pairs)
         # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
         self.val_hide = _cold_tracks(self.train_pairs, self.inputs.num_tracks) if config.genre_dropout else None
@@ -230,7 +241,14 @@ class _Run:
             pos = target_pairs[:, step[lo : lo + config.batch_size]]
             # Every rank draws every chunk's negatives, so the random stream is the same on all of them.
             neg = sample_negatives(
-                pos[1], config.loss.num_negatives, config.loss.hard_share, self.genre_pools, self.genre_idx, self.gen
+                pos[1],
+                config.loss.num_negatives,
+                config.loss.hard_share,
+                self.genre_pools,
+                self.genre_idx,
+                self.gen,
+                playlists=pos[0],
+                dislikes=self.dislikes,
             )
             shared = torch.randint(0, self.inputs.num_tracks, (config.loss.num_shared_negatives,), generator=self.gen)
             if chunk_no % ranks.world != ranks.rank:
@@ -338,8 +356,9 @@ def _train_epochs(run: _Run, catalog: Catalog, start: float) -> _Progress:
     return progress
 
 
-def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
-    """Train the configured model on the catalogue and return serving embeddings over all its pairs.
+def fit(catalog: Catalog, config: TrainConfig, listeners: ListenerNodes | None = None) -> TrainResult:
+    """Train the configured model on the catalogue (and the listener nodes, if any: recsys.listeners) and return
+    serving embeddings over all its pairs, the listeners' apart from the playlists'.
 
     Each optimisation step propagates over the whole graph once (a sparse CSR product per layer), then computes
     the ranking loss in chunks of batch_size positives, accumulating its gradient on the detached embeddings,
@@ -350,7 +369,8 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     """
     check_trainable(catalog)
     start = time.perf_counter()
-    run = _Run(catalog, config, Ranks.current())
+    listeners = listeners or no_listeners()
+    run = _Run(catalog, config, Ranks.current(), listeners)
     progress = _train_epochs(run, catalog, start)
     check_validated(progress.best_recall, catalog, run.val_pairs, config)
     playlist_z, track_z = run.embeddings(progress.best_state)
@@ -360,10 +380,13 @@ def fit(catalog: Catalog, config: TrainConfig) -> TrainResult:
     metrics = progress.metrics(config, run.ranks)
     assert tuple(metrics) == metric_names(config), "metric_names() must list what fit() records"
     log.info("trained %s in %.1fs: %s", config.model.kind, seconds, metrics)
+    node_z = F.normalize(playlist_z, dim=-1).numpy().astype(np.float32)  # [P + L, d]
     return TrainResult(
-        playlist_z=F.normalize(playlist_z, dim=-1).numpy().astype(np.float32),
+        playlist_z=node_z[: catalog.num_playlists],
         track_z=F.normalize(track_z, dim=-1).numpy().astype(np.float32),
         inputs=run.inputs,
         metrics=metrics,
         train_seconds=seconds,
+        listeners=listeners,
+        listener_z=node_z[catalog.num_playlists :],
     )
