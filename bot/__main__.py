@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         ALLOWED_UPDATES,
         build_application,
         configure_logging,
+        open_store,
         reach_bot_api,
         redact_in_logs,
         webhook_options,
@@ -76,14 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    service = MusicService(
-        settings.data,
-        settings.model_dir,
-        min_metrics=settings.retrain_min_metrics,
-        retrain_timeout_s=settings.retrain_timeout_minutes * 60,
-        train_config=settings.train_config(),
-    )
-    application = build_application(settings, service)
+    store = open_store(settings)
+    service = MusicService.from_settings(settings, listeners=store)
+    application = build_application(settings, service, store=store)
     try:
         if settings.webhook_url:
             options = webhook_options(settings)

@@ -25,12 +25,14 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import handlers
+from bot import handlers, personal_handlers
+from bot.db import RatingStore, StoreError
 from bot.formatting import COMMANDS
-from bot.handlers import RETRAIN_JOB, BotState
+from bot.handlers import RETRAIN_JOB
 from bot.limits import UserRateLimiter
 from bot.service import MusicService
 from bot.settings import BotSettings
+from bot.state import BotState
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,23 @@ class MusicApplication(Application):
         await super().stop()
 
 
+def open_store(settings: BotSettings) -> RatingStore | None:
+    """The listeners' database, migrated; None (and one error line) when it cannot be opened: the bot then keeps
+    recommending and tells people that ratings cannot be saved."""
+    try:
+        return RatingStore(settings.db_url)
+    except StoreError as exc:
+        log.error("the listeners' database is unavailable, ratings are off: %s", exc)
+        return None
+
+
 def build_application(
-    settings: BotSettings, service: MusicService, *, token: str | None = None, request: BaseRequest | None = None
+    settings: BotSettings,
+    service: MusicService,
+    *,
+    token: str | None = None,
+    request: BaseRequest | None = None,
+    store: RatingStore | None = None,
 ) -> Application:
     """The bot: settings and service in, a ready-to-run Application out.
 
@@ -176,6 +193,7 @@ def build_application(
         settings=settings,
         service=service,
         limiter=UserRateLimiter(settings.user_burst, settings.user_requests_per_minute),
+        store=store,
     )
     application.add_handler(TypeHandler(Update, handlers.rate_limit_gate), group=-1)
     application.add_handler(CommandHandler("start", handlers.start))
@@ -183,6 +201,15 @@ def build_application(
     application.add_handler(CommandHandler("recommend", handlers.recommend))
     application.add_handler(CommandHandler("retrain", handlers.retrain))
     application.add_handler(CommandHandler("status", handlers.status))
+    for name, callback in (
+        ("forme", personal_handlers.forme),
+        ("likes", personal_handlers.likes),
+        ("history", personal_handlers.history),
+        ("forget", personal_handlers.forget),
+        ("export", personal_handlers.export),
+        ("backup", personal_handlers.backup),
+    ):
+        application.add_handler(CommandHandler(name, callback))
     # Plain text is a search only in a private chat; in a group it is people talking to each other.
     application.add_handler(
         MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, handlers.text_message)
@@ -234,7 +261,10 @@ async def _post_init(application: Application) -> None:
 
 
 async def _post_shutdown(application: Application) -> None:
-    """Nothing left to close: MusicApplication.stop ended a running retrain and its process."""
+    """Close the listeners' database (MusicApplication.stop already ended a running retrain and its process)."""
+    state = cast(BotState, application.bot_data["state"])
+    if state.store is not None:
+        state.store.close()
     log.info("bot stopped")
 
 

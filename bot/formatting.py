@@ -6,25 +6,43 @@ import datetime as dtm
 import html
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 import recsys
+from bot.actions import (  # noqa: F401  (callback data is bot.actions'; handlers and tests read it here too)
+    MAX_CALLBACK_BYTES,
+    MAX_OFFSET,
+    MAX_PAGES,
+    PAGE_SIZE,
+    Action,
+    AdminRetrain,
+    More,
+    NoneOfThese,
+    Pick,
+    Rate,
+    decode,
+    encode,
+    is_page,
+)
 
 MAX_MESSAGE_LENGTH = 4096
-MAX_CALLBACK_BYTES = 64
 MAX_QUERY_LENGTH = 200  # longer than any real "title - artist"; more is a paste, not a song name
-PAGE_SIZE = 10
-MAX_PAGES = 5  # "more like this" stops after 50 songs: deeper ranks are noise
-MAX_OFFSET = (MAX_PAGES - 1) * PAGE_SIZE  # the last page's offset; a button asking for more is forged
+LIKE, DISLIKE, CHECK = "👍", "👎", " ✓"  # the rating buttons' marks; ✓ shows the person's current rating
+SONGS_PER_ROW = 2  # two songs' 👍 and 👎 per keyboard row: four buttons fit a phone's width
 
 COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("recommend", "Songs like the one you name"),
+    BotCommand("forme", "Songs for me, from what I liked"),
+    BotCommand("likes", "The songs I liked"),
+    BotCommand("history", "My last requests"),
+    BotCommand("export", "Everything stored about me, as a file"),
+    BotCommand("forget", "Delete everything stored about me"),
     BotCommand("help", "How to use this bot"),
     BotCommand("start", "Say hello"),
     BotCommand("status", "Model status (admins)"),
     BotCommand("retrain", "Retrain the model now (admins)"),
+    BotCommand("backup", "Copy the listeners' database (admins)"),
 )
 
 
@@ -38,78 +56,8 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
 
 
-# ----- callback data: short, self-contained, so buttons survive a restart -----
-
-
-@dataclass(frozen=True)
-class Pick:
-    """A candidate chosen from the "which one?" buttons."""
-
-    track_id: str
-
-
-@dataclass(frozen=True)
-class More:
-    """The next page of songs like `track_id`."""
-
-    track_id: str
-    offset: int
-
-
-@dataclass(frozen=True)
-class NoneOfThese:
-    """None of the candidates was the song."""
-
-
-@dataclass(frozen=True)
-class AdminRetrain:
-    """The "retrain now" button under /status."""
-
-
-Action = Pick | More | NoneOfThese | AdminRetrain
-
-
-def encode(action: Action) -> str:
-    """Callback data for an action; raises ValueError if Telegram would reject it (over 64 bytes)."""
-    match action:
-        case Pick(track_id):
-            data = f"p:{track_id}"
-        case More(track_id, offset):
-            data = f"m:{track_id}:{offset}"
-        case NoneOfThese():
-            data = "n"
-        case AdminRetrain():
-            data = "a:retrain"
-    if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
-        raise ValueError(f"callback data for {action!r} is {len(data.encode())} bytes; Telegram allows 64")
-    return data
-
-
-def decode(data: str | None) -> Action | None:
-    """The action a button carries, or None for data this version does not understand (an expired button)."""
-    if not data:
-        return None
-    kind, _, rest = data.partition(":")
-    if kind == "p" and rest:
-        return Pick(rest)
-    if kind == "m" and rest:
-        track_id, _, offset = rest.rpartition(":")
-        if track_id and offset.isascii() and offset.isdigit() and _is_page(int(offset)):
-            return More(track_id, int(offset))
-        return None
-    if data == "n":
-        return NoneOfThese()
-    if data == "a:retrain":
-        return AdminRetrain()
-    return None
-
-
-def _is_page(offset: int) -> bool:
-    """Whether a "more like this" offset is one the bot offers; any other would rank up to the whole catalogue."""
-    return 0 <= offset <= MAX_OFFSET and offset % PAGE_SIZE == 0
-
-
-def _button(text: str, action: Action) -> InlineKeyboardButton | None:
+def button(text: str, action: Action) -> InlineKeyboardButton | None:
+    """A callback button, or None when its data would exceed Telegram's 64 bytes (a very long id)."""
     try:
         return InlineKeyboardButton(clip(text, 60), callback_data=encode(action))
     except ValueError:
@@ -130,16 +78,20 @@ def _details(track: recsys.Track, name_limit: int) -> str:
     return f" ({esc(', '.join(parts))})" if parts else ""
 
 
+def track_line(rank: int, track: recsys.Track, name_limit: int, with_reason: bool = True) -> str:
+    """One numbered song with its link, album and year, and its reason on the next line."""
+    line = f"{rank}. {_track_title(track, name_limit)}{_details(track, name_limit)}"
+    if with_reason and track.reason:
+        line += f"\n    <i>{esc(clip(track.reason, 60))}</i>"
+    return line
+
+
 def answer_text(seed: recsys.Track, tracks: Sequence[recsys.Track], *, offset: int = 0) -> str:
     """The numbered list of songs like `seed`; shortens names until it fits Telegram's limit."""
     for name_limit, with_reasons in ((80, True), (48, True), (32, True), (24, False), (12, False)):
         head = "More songs like" if offset else "Songs like"
         lines = [f"🎧 <b>{head}</b> {_track_title(seed, name_limit)}{_details(seed, name_limit)}", ""]
-        for rank, track in enumerate(tracks, start=offset + 1):
-            line = f"{rank}. {_track_title(track, name_limit)}{_details(track, name_limit)}"
-            if with_reasons and track.reason:
-                line += f"\n    <i>{esc(clip(track.reason, 60))}</i>"
-            lines.append(line)
+        lines += [track_line(rank, t, name_limit, with_reasons) for rank, t in enumerate(tracks, start=offset + 1)]
         if not tracks:
             lines.append("That is all I have for this one.")
         text = "\n".join(lines)
@@ -148,12 +100,62 @@ def answer_text(seed: recsys.Track, tracks: Sequence[recsys.Track], *, offset: i
     return clip(text, MAX_MESSAGE_LENGTH)  # pragma: no cover - 11 lines of 12-character names always fit
 
 
-def answer_keyboard(seed_id: str, next_offset: int, has_more: bool) -> InlineKeyboardMarkup | None:
-    """The "more like this" button, while there is a next page."""
-    if not has_more or not _is_page(next_offset):
-        return None
-    button = _button("More like this ▸", More(seed_id, next_offset))
-    return InlineKeyboardMarkup([[button]]) if button else None
+def answer_keyboard(
+    seed_id: str,
+    next_offset: int,
+    has_more: bool,
+    tracks: Sequence[recsys.Track] = (),
+    ratings: Mapping[str, int] | None = None,
+) -> InlineKeyboardMarkup | None:
+    """👍/👎 for each listed song (ranks next_offset - PAGE_SIZE + 1 ...), and "more like this" while there is a
+    next page."""
+    rows = rating_rows(tracks, next_offset - PAGE_SIZE + 1, seed_id, ratings or {})
+    more = button("More like this ▸", More(seed_id, next_offset)) if has_more and is_page(next_offset) else None
+    if more is not None:
+        rows.append([more])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def rating_rows(
+    tracks: Sequence[recsys.Track], first_rank: int, source: str, ratings: Mapping[str, int]
+) -> list[list[InlineKeyboardButton]]:
+    """👍n / 👎n buttons for each listed song, numbered like the list; ✓ marks the person's current rating."""
+    buttons: list[InlineKeyboardButton] = []
+    for rank, track in enumerate(tracks, start=first_rank):
+        for value, mark in ((1, LIKE), (-1, DISLIKE)):
+            b = button(
+                f"{mark}{rank}{CHECK if ratings.get(track.track_id) == value else ''}",
+                Rate(track.track_id, value, source),
+            )
+            if b is not None:
+                buttons.append(b)
+    per_row = 2 * SONGS_PER_ROW
+    return [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]
+
+
+def without_more(markup: InlineKeyboardMarkup) -> InlineKeyboardMarkup | None:
+    """The keyboard without its "more like this" button (the rating buttons stay)."""
+    rows = [
+        [b for b in row if not isinstance(decode(b.callback_data if isinstance(b.callback_data, str) else None), More)]
+        for row in markup.inline_keyboard
+    ]
+    rows = [r for r in rows if r]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def rerated(markup: InlineKeyboardMarkup, track_id: str, value: int | None) -> InlineKeyboardMarkup:
+    """The same keyboard with one song's ✓ moved to its rating now (value None: unrated)."""
+    rows = []
+    for row in markup.inline_keyboard:
+        new_row = []
+        for b in row:
+            action = decode(b.callback_data if isinstance(b.callback_data, str) else None)
+            if isinstance(action, Rate) and action.track_id == track_id:
+                label = b.text.removesuffix(CHECK) + (CHECK if action.value == value else "")
+                b = InlineKeyboardButton(label, callback_data=b.callback_data)
+            new_row.append(b)
+        rows.append(new_row)
+    return InlineKeyboardMarkup(rows)
 
 
 def choices_text(query: str, count: int = 2) -> str:
@@ -165,8 +167,8 @@ def choices_text(query: str, count: int = 2) -> str:
 
 def choices_keyboard(hits: Iterable[recsys.SearchHit]) -> InlineKeyboardMarkup:
     """One button per candidate ("Title — Artist") and a "none of these" button."""
-    rows = [[b] for h in hits if (b := _button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
-    none = _button("None of these", NoneOfThese())
+    rows = [[b] for h in hits if (b := button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
+    none = button("None of these", NoneOfThese())
     assert none is not None
     rows.append([none])
     return InlineKeyboardMarkup(rows)
@@ -185,7 +187,7 @@ def no_match_text(query: str, closest: Sequence[recsys.SearchHit]) -> str:
 
 def no_match_keyboard(closest: Sequence[recsys.SearchHit]) -> InlineKeyboardMarkup | None:
     """Buttons for the closest names, so a near miss is one tap away."""
-    rows = [[b] for h in closest if (b := _button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
+    rows = [[b] for h in closest if (b := button(f"{h.track.name} — {h.track.artist}", Pick(h.track.track_id)))]
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -207,11 +209,20 @@ def start_text(first_name: str | None) -> str:
 def help_text(is_admin: bool) -> str:
     """The command list (admins see their commands too)."""
     text = (
-        f"{USAGE}\n\n<b>Commands</b>\n/recommend &lt;song&gt; — ten songs like it, with Spotify links\n"
+        f"{USAGE}\n\nTap 👍 or 👎 under any song: I remember it and learn your taste.\n\n<b>Commands</b>\n"
+        "/recommend &lt;song&gt; — ten songs like it, with Spotify links\n"
+        "/forme — ten songs for you, from what you liked\n"
+        "/likes — the songs you liked (remove any)\n"
+        "/history — your last requests, one tap from their answers\n"
+        "/export — everything I store about you, as a CSV file\n"
+        "/forget — delete everything I store about you\n"
         "/help — this message"
     )
     if is_admin:
-        text += "\n/status — model version, metrics and schedule\n/retrain — train a new model now"
+        text += (
+            "\n/status — model version, metrics, schedule and listeners\n/retrain — train a new model now\n"
+            "/backup — a consistent copy of the listeners' database"
+        )
     return text
 
 
@@ -272,14 +283,17 @@ def status_text(
     counts: Mapping[str, int],
     retraining: bool,
     last_retrain: str | None,
+    people: str | None = None,
 ) -> str:
-    """The /status report."""
+    """The /status report (`people`: the listeners' line)."""
     hours, rest = divmod(int(uptime_s), 3600)
     lines = [model_lines(info) if info else "<b>Model</b> not loaded yet"]
     when = next_run.astimezone(dtm.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if next_run else "—"
     lines.append(f"Retraining: {esc(schedule)}; next {when}{' (running now)' if retraining else ''}")
     if last_retrain:
         lines.append(f"Last retrain: {esc(last_retrain)}")
+    if people:
+        lines.append(esc(people))
     lines.append(f"Uptime {hours}h {rest // 60:02d}m {rest % 60:02d}s")
     lines.append("Requests: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "Requests: 0")
     return "\n".join(lines)
@@ -287,9 +301,9 @@ def status_text(
 
 def status_keyboard() -> InlineKeyboardMarkup:
     """The admin's "retrain now" button."""
-    button = _button("🔁 Retrain now", AdminRetrain())
-    assert button is not None
-    return InlineKeyboardMarkup([[button]])
+    retrain = button("🔁 Retrain now", AdminRetrain())
+    assert retrain is not None
+    return InlineKeyboardMarkup([[retrain]])
 
 
 def error_alert_text(update_id: int | None, error: BaseException, *, suppressed: int, window_s: float) -> str:

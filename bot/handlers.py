@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import cast
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 import recsys
 from bot import formatting as fmt
-from bot.limits import AlertThrottle, UserRateLimiter
-from bot.service import MusicService, RetrainBusyError, RetrainOutcome
-from bot.settings import BotSettings
+from bot import personal, personal_handlers
+from bot.actions import AdminRetrain, Forget, ForMe, LikesPage, Rate, Unlike
+from bot.db import StoreError
+from bot.service import RetrainBusyError, RetrainOutcome
+from bot.state import BotState, require_admin, state_of
 
 log = logging.getLogger(__name__)
 
@@ -27,23 +27,6 @@ RETRAIN_JOB = "scheduled-retrain"
 TYPING_DELAY_S = 1.0  # answers faster than this need no "typing…" indicator
 # Refusals Telegram sends when a user double-taps or a button waits too long: harmless, nothing to fix.
 HARMLESS_BAD_REQUESTS = ("message is not modified", "query is too old")
-
-
-@dataclass
-class BotState:
-    """What every handler shares; lives in application.bot_data["state"]."""
-
-    settings: BotSettings
-    service: MusicService
-    limiter: UserRateLimiter
-    started_at: float = field(default_factory=time.monotonic)
-    counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    alerts: AlertThrottle = field(default_factory=AlertThrottle)
-
-
-def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:
-    """The shared state of the running application."""
-    return cast(BotState, context.application.bot_data["state"])
 
 
 # ----- helpers -----
@@ -72,19 +55,6 @@ async def _edit(query: CallbackQuery, text: str, markup: fmt.InlineKeyboardMarku
     except BadRequest as exc:
         if "not modified" not in exc.message.lower():
             raise
-
-
-async def _require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Refuse (politely, and logged) anyone who is not an admin."""
-    user = update.effective_user
-    if state_of(context).settings.is_admin(user.id if user else None):
-        return True
-    command = update.effective_message.text if update.effective_message else "a button"
-    log.warning("refused admin action %r from user %s", command, user.id if user else None)
-    state_of(context).counts["refused_admin"] += 1
-    if update.callback_query is None and update.effective_message is not None:
-        await update.effective_message.reply_text(fmt.NOT_ADMIN)
-    return False
 
 
 async def _notify_admins(application: Application, text: str, *, also: int | None = None) -> None:
@@ -125,10 +95,10 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
             tracks = await state.service.recommend(seed.track_id, k=fmt.PAGE_SIZE + 1)
     state.counts[f"search_{resolution.kind}"] += 1
     if resolution.kind == "match":
-        await message.reply_text(
-            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE]),
-            reply_markup=fmt.answer_keyboard(seed.track_id, fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
-        )
+        text, markup, shown = await _page(state, message.chat_id, seed, tracks, 0)
+        await message.reply_text(text, reply_markup=markup)
+        if message.from_user is not None:
+            await personal_handlers.remember(state, message.from_user.id, "song", seed.track_id, shown)
     elif resolution.kind == "ambiguous":
         await message.reply_text(
             fmt.choices_text(query, len(resolution.hits)), reply_markup=fmt.choices_keyboard(resolution.hits)
@@ -137,6 +107,19 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
         await message.reply_text(
             fmt.no_match_text(query, resolution.hits), reply_markup=fmt.no_match_keyboard(resolution.hits)
         )
+
+
+async def _page(
+    state: BotState, user_id: int, seed: recsys.Track, tracks: list[recsys.Track], offset: int
+) -> tuple[str, InlineKeyboardMarkup | None, list[str]]:
+    """One page of songs like `seed` (tracks holds one more when there is a next page): the text, the keyboard with
+    the person's ratings marked, and the ids shown."""
+    page = tracks[: fmt.PAGE_SIZE]
+    shown = [t.track_id for t in page]
+    ratings = await personal_handlers.ratings_for(state, user_id, shown)
+    has_more = len(tracks) > fmt.PAGE_SIZE
+    markup = fmt.answer_keyboard(seed.track_id, offset + fmt.PAGE_SIZE, has_more, page, ratings)
+    return fmt.answer_text(seed, page, offset=offset), markup, shown
 
 
 async def _start_retrain(application: Application, chat_id: int) -> str:
@@ -225,63 +208,82 @@ async def text_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Handle a tap: a candidate, "more like this", "none of these", or the admin's "retrain now"."""
+    """Handle a tap: a candidate, "more like this", "none of these", a rating, the person's own pages, or the
+    admin's "retrain now"."""
     query = update.callback_query
     if query is None:
         return
-    state = state_of(context)
     action = fmt.decode(query.data)
-    if isinstance(action, fmt.AdminRetrain):
-        if not await _require_admin(update, context):
-            await query.answer(fmt.NOT_ADMIN, show_alert=True)
-            return
-        chat_id = query.message.chat.id if query.message else query.from_user.id
-        reply = await _start_retrain(context.application, chat_id)
-        await query.answer("Retraining…" if reply == fmt.RETRAIN_STARTED else "Already running")
-        await context.bot.send_message(chat_id, reply)
+    match action:
+        case AdminRetrain():
+            await _retrain_button(update, context)
+        case Rate():
+            await personal_handlers.rate(update, context, action)
+        case Unlike() | LikesPage():
+            await personal_handlers.likes_button(update, context, action)
+        case ForMe():
+            await personal_handlers.forme_button(update, context)
+        case Forget():
+            await personal_handlers.forget_button(update, context, action)
+        case _:
+            # Answer at once (Telegram shows a spinner until then), and exactly once.
+            await query.answer()
+            await _song_button(query, context, action)
+
+
+async def _retrain_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    if not await require_admin(update, context):
+        await query.answer(fmt.NOT_ADMIN, show_alert=True)
         return
-    # Answer at once (Telegram shows a spinner until then), and exactly once.
-    await query.answer()
-    if action is None:
+    chat_id = query.message.chat.id if query.message else query.from_user.id
+    reply = await _start_retrain(context.application, chat_id)
+    await query.answer("Retraining…" if reply == fmt.RETRAIN_STARTED else "Already running")
+    await context.bot.send_message(chat_id, reply)
+
+
+async def _song_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action: fmt.Action | None) -> None:
+    """A candidate (or a /history song), "more like this", "none of these", or an expired button."""
+    state = state_of(context)
+    user_id = query.from_user.id
+    if isinstance(action, fmt.NoneOfThese):
+        await _edit(query, fmt.NONE_OF_THESE)
+        return
+    if not isinstance(action, fmt.Pick | fmt.More):
         state.counts["expired_buttons"] += 1
         await _edit(query, fmt.EXPIRED)
-    elif isinstance(action, fmt.NoneOfThese):
-        await _edit(query, fmt.NONE_OF_THESE)
-    elif isinstance(action, fmt.Pick):
-        try:
-            seed = await state.service.track(action.track_id)
-            tracks = await state.service.recommend(action.track_id, k=fmt.PAGE_SIZE + 1)
-        except recsys.UnknownTrackError:
-            state.counts["expired_buttons"] += 1
+        return
+    offset = action.offset if isinstance(action, fmt.More) else 0
+    try:
+        seed = await state.service.track(action.track_id)
+        tracks = await state.service.recommend(action.track_id, k=fmt.PAGE_SIZE + 1, offset=offset)
+    except recsys.UnknownTrackError:
+        state.counts["expired_buttons"] += 1
+        if isinstance(action, fmt.More):
+            await context.bot.send_message(user_id, fmt.EXPIRED)
+        else:
             await _edit(query, fmt.EXPIRED)
-            return
-        await _edit(
-            query,
-            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE]),
-            fmt.answer_keyboard(seed.track_id, fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
-        )
-    elif isinstance(action, fmt.More):
-        chat_id = query.message.chat.id if query.message else query.from_user.id
-        try:
-            seed = await state.service.track(action.track_id)
-            tracks = await state.service.recommend(action.track_id, k=fmt.PAGE_SIZE + 1, offset=action.offset)
-        except recsys.UnknownTrackError:
-            state.counts["expired_buttons"] += 1
-            await context.bot.send_message(chat_id, fmt.EXPIRED)
-            return
-        # The page moves to a new message; the old button goes so a second tap cannot repeat it.
+        return
+    text, markup, shown = await _page(state, user_id, seed, tracks, offset)
+    if isinstance(action, fmt.Pick):
+        await _edit(query, text, markup)
+        await personal_handlers.remember(state, user_id, "song", seed.track_id, shown)
+        return
+    # The page moves to a new message; the old one keeps its rating buttons but loses "more", so a second tap
+    # cannot repeat it.
+    message = query.message
+    if isinstance(message, Message) and message.reply_markup is not None:
         with contextlib.suppress(BadRequest):
-            await query.edit_message_reply_markup(None)
-        await context.bot.send_message(
-            chat_id,
-            fmt.answer_text(seed, tracks[: fmt.PAGE_SIZE], offset=action.offset),
-            reply_markup=fmt.answer_keyboard(seed.track_id, action.offset + fmt.PAGE_SIZE, len(tracks) > fmt.PAGE_SIZE),
-        )
+            await query.edit_message_reply_markup(fmt.without_more(message.reply_markup))
+    chat_id = message.chat.id if message is not None else user_id
+    await context.bot.send_message(chat_id, text, reply_markup=markup)
+    await personal_handlers.remember(state, user_id, "more", seed.track_id, shown)
 
 
 async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Admins only: train a new model in the background and report start, then success or failure."""
-    if update.effective_message is None or not await _require_admin(update, context):
+    if update.effective_message is None or not await require_admin(update, context):
         return
     reply = await _start_retrain(context.application, update.effective_message.chat_id)
     await update.effective_message.reply_text(reply)
@@ -289,16 +291,21 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Admins only: model version, metrics, schedule, uptime and request counts."""
-    if update.effective_message is None or not await _require_admin(update, context):
+    if update.effective_message is None or not await require_admin(update, context):
         return
     state = state_of(context)
     jobs = context.job_queue.get_jobs_by_name(RETRAIN_JOB) if context.job_queue else ()
     last = state.service.last_outcome
     last_text = None
     if last is not None:
-        last_text = {"swapped": "succeeded", "unchanged": "skipped (data unchanged)"}.get(
+        last_text = {"swapped": "succeeded", "unchanged": "skipped (nothing new)"}.get(
             last.status, f"failed: {last.error}"
         )
+    counts: tuple[int | None, int | None]
+    try:
+        counts = await personal_handlers.store_call(state, lambda s: s.counts())
+    except StoreError:
+        counts = (None, None)
     await update.effective_message.reply_text(
         fmt.status_text(
             state.service.info if state.service.ready else None,
@@ -308,6 +315,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             counts=state.counts,
             retraining=state.service.retraining,
             last_retrain=last_text,
+            people=personal.counts_line(*counts),
         ),
         reply_markup=fmt.status_keyboard(),
     )

@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import logging
-import math
-import multiprocessing
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 import recsys
 import recsys.data
+from bot.db import StoreError
+from bot.retraining import TrainingJob, describe, train_in_child
+from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +30,10 @@ log = logging.getLogger(__name__)
 # Name resolution is recsys's (the CLI takes the same decision); the bot names them here for its handlers.
 MatchConfig = recsys.MatchConfig
 Resolution = recsys.Resolution
-# A child that does not end within this many seconds of SIGTERM is killed.
-CHILD_EXIT_GRACE_S = 3.0
 
 
 class RetrainBusyError(RuntimeError):
     """A retrain is already running; the lock is shared by /retrain and the schedule."""
-
-
-class RetrainRejectedError(RuntimeError):
-    """A freshly trained snapshot failed validation and was not saved."""
-
-
-class RetrainFailedError(RuntimeError):
-    """The training process reported a failure (its description) or died without answering."""
 
 
 @dataclass(frozen=True)
@@ -59,89 +48,11 @@ class RetrainOutcome:
     seconds: float = 0.0
 
 
-def validate_snapshot(snapshot: recsys.Snapshot, min_metrics: Mapping[str, float]) -> list[str]:
-    """Why a snapshot must not serve (empty list: it may): NaN metrics or scores, metrics under their floor."""
-    problems: list[str] = []
-    info = snapshot.info
-    if info.num_tracks <= 0:
-        problems.append("the catalogue is empty")
-    for name, value in info.metrics.items():
-        if not math.isfinite(value):
-            problems.append(f"metric {name} is {value}")
-    for name, floor in min_metrics.items():
-        found = info.metrics.get(name)
-        if found is None:
-            problems.append(f"metric {name} is missing (have: {', '.join(sorted(info.metrics)) or 'none'})")
-        elif found < floor:
-            problems.append(f"metric {name} = {found:.4f} is below the floor {floor:.4f}")
-    if not problems:
-        # A query through the whole serving path catches NaN embeddings that metrics might average away.
-        hits = snapshot.search("a", limit=1) or snapshot.search("the", limit=1)
-        if hits:
-            scores = [t.score for t in snapshot.similar_tracks(hits[0].track.track_id, k=5)]
-            if not scores or not all(math.isfinite(s) for s in scores):
-                problems.append(f"similar_tracks returned unusable scores {scores}")
-    return problems
+class ListenerSource(Protocol):
+    """Where a retrain reads the listeners that join the graph (the bot's RatingStore)."""
 
-
-def _child_init() -> None:
-    """Make the training process yield to the bot: lower priority, and leave a core free for the event loop."""
-    with contextlib.suppress(OSError):  # not permitted everywhere
-        os.nice(10)
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    recsys.keep_freed_memory()
-
-
-def train_validate_stage(
-    data_path: str,
-    model_dir: str,
-    train_config: recsys.TrainConfig | None,
-    min_metrics: dict[str, float],
-) -> tuple[str, str]:
-    """Train, refuse an invalid snapshot, stage it beside the model directory; (staged path, version)."""
-    # A progress bar would only scribble over the bot's log (or the terminal chat).
-    config = train_config if train_config is not None else recsys.TrainConfig(progress=False)
-    snapshot = recsys.train(data_path, config=config)
-    problems = validate_snapshot(snapshot, min_metrics)
-    if problems:
-        raise RetrainRejectedError("the new model was rejected: " + "; ".join(problems))
-    return str(snapshot.stage(model_dir)), snapshot.info.version
-
-
-def _child_main(conn: Connection, log_level: int, *args: Any) -> None:
-    """The retraining process: one answer on the pipe, ("ok", staged, version) or ("error", description)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s retrain %(levelname)s %(name)s: %(message)s")
-    _child_init()
-    try:
-        conn.send(("ok", *train_validate_stage(*args)))
-    except Exception as exc:
-        conn.send(("error", _describe(exc)))
-    finally:
-        conn.close()
-
-
-async def _answer(conn: Connection) -> Any:
-    """The child's one message, awaited without a thread; EOFError when it died without answering."""
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
-    loop.add_reader(conn.fileno(), readable.set)
-    try:
-        await readable.wait()
-    finally:
-        loop.remove_reader(conn.fileno())
-    return conn.recv()
-
-
-def _end(process: BaseProcess) -> None:
-    """Stop a child for good: SIGTERM, then SIGKILL after the grace period."""
-    if process.is_alive():
-        process.terminate()
-        process.join(CHILD_EXIT_GRACE_S)
-    if process.is_alive():
-        process.kill()
-        process.join(CHILD_EXIT_GRACE_S)
+    def for_training(self, min_likes: int) -> dict[str, tuple[list[str], list[str]]]: ...
+    def ratings_since(self, when: datetime.datetime) -> int: ...
 
 
 @dataclass
@@ -155,18 +66,46 @@ class MusicService:
     min_metrics: Mapping[str, float] = field(default_factory=dict)
     retrain_timeout_s: float = 1800.0
     match: recsys.MatchConfig = field(default_factory=recsys.MatchConfig)
+    # Listeners with at least listener_min_likes likes join the graph at each retrain; the schedule also retrains
+    # when retrain_min_new_ratings ratings arrived since the serving model was trained (None: only on new data).
+    listeners: ListenerSource | None = None
+    listener_min_likes: int = 5
+    retrain_min_new_ratings: int | None = None
     _snapshot: recsys.Snapshot | None = field(default=None, init=False, repr=False)
     # Set synchronously by start_retrain, so two /retrain in the same loop turn cannot both start one.
     _task: asyncio.Task[RetrainOutcome] | None = field(default=None, init=False, repr=False)
     _last_outcome: RetrainOutcome | None = field(default=None, init=False, repr=False)
-    # The data fingerprint a retrain last failed on: the schedule does not retry (nor alert) until the file changes.
-    _failed_fingerprint: str | None = field(default=None, init=False, repr=False)
+    # The data fingerprint a retrain last failed on, and when: the schedule does not retry (nor alert) until the
+    # file changes or enough new ratings arrived.
+    _failed: tuple[str, datetime.datetime] | None = field(default=None, init=False, repr=False)
     # Fuzzy search is the costliest query (tens of ms on the real catalogue) and popular songs are asked for
     # again and again; keyed by model version, so a swap never serves stale hits.
     _resolutions: collections.OrderedDict[tuple[str, str], Resolution] = field(
         default_factory=collections.OrderedDict, init=False, repr=False
     )
     resolution_cache_size: int = 2048
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: BotSettings,
+        *,
+        listeners: ListenerSource | None = None,
+        data: Path | None = None,
+        model_dir: Path | None = None,
+        train_config: recsys.TrainConfig | None = None,
+    ) -> MusicService:
+        """The service as the bot's settings describe it (data and model dir overridable: the terminal's demo)."""
+        return cls(
+            data or settings.data,
+            model_dir or settings.model_dir,
+            train_config=train_config or settings.train_config(),
+            min_metrics=settings.retrain_min_metrics,
+            retrain_timeout_s=settings.retrain_timeout_minutes * 60,
+            listeners=listeners,
+            listener_min_likes=settings.listener_min_likes,
+            retrain_min_new_ratings=settings.retrain_min_new_ratings or None,
+        )
 
     # ----- lifecycle -----
 
@@ -249,6 +188,15 @@ class MusicService:
         tracks = await asyncio.to_thread(snapshot.similar_tracks, track_id, offset + k)
         return tracks[offset : offset + k]
 
+    async def for_me(
+        self, likes: list[str], dislikes: list[str], listener_id: str, shown: list[str], k: int = 10
+    ) -> list[recsys.Track]:
+        """Songs for a person from their likes and dislikes (recsys decides how; shown songs are ranked down)."""
+        snapshot = self.snapshot
+        return await asyncio.to_thread(
+            snapshot.recommend_for_ratings, likes, dislikes, k, listener_id=listener_id, shown=shown
+        )
+
     async def track(self, track_id: str) -> recsys.Track:
         """Metadata of one track; raises recsys.UnknownTrackError when the catalogue lacks it."""
         return self.snapshot.track(track_id)
@@ -277,23 +225,23 @@ class MusicService:
         fingerprint = None
         try:
             fingerprint = await asyncio.to_thread(self._fingerprint)
-            if only_if_changed and self._seen(fingerprint):
-                log.info("scheduled retrain skipped: %s is unchanged since the last attempt", self.data_path)
+            if only_if_changed and not await asyncio.to_thread(self._due, fingerprint):
+                log.info("scheduled retrain skipped: nothing new since the last attempt (%s)", self.data_path)
                 outcome = RetrainOutcome("unchanged", self._snapshot.info if self._snapshot else None, previous)
             else:
                 snapshot = await self._train_and_promote()
                 self._snapshot = snapshot  # the swap: one reference, read once by every query
-                self._failed_fingerprint = None
+                self._failed = None
                 log.info("retrained: serving %s (was %s)", snapshot.info.version, previous)
                 outcome = RetrainOutcome("swapped", snapshot.info, previous, seconds=time.perf_counter() - started)
         except Exception as exc:  # every failure keeps the old model serving; the admins get the reason
-            self._failed_fingerprint = fingerprint
-            log.error("retrain failed; still serving %s: %s", previous, _describe(exc))
+            self._failed = (fingerprint, datetime.datetime.now(datetime.UTC)) if fingerprint else None
+            log.error("retrain failed; still serving %s: %s", previous, describe(exc))
             outcome = RetrainOutcome(
                 "failed",
                 self._snapshot.info if self._snapshot else None,
                 previous,
-                error=_describe(exc),
+                error=describe(exc),
                 seconds=time.perf_counter() - started,
             )
         self._last_outcome = outcome
@@ -307,16 +255,49 @@ class MusicService:
         except OSError as exc:
             return f"unreadable: {exc.strerror or exc}"
 
-    def _seen(self, fingerprint: str | None) -> bool:
-        """Whether a scheduled run has nothing new to try: the data is what serves, or what last failed."""
-        serving = self._snapshot.info.data_fingerprint if self._snapshot is not None else None
-        return fingerprint is not None and fingerprint in (serving, self._failed_fingerprint)
+    def _due(self, fingerprint: str) -> bool:
+        """Whether a scheduled run has something new to learn: other data than what serves, or enough new ratings;
+        and not what the last attempt failed on, unless enough ratings arrived since."""
+        enough = self.retrain_min_new_ratings
+        failed_here = self._failed is not None and self._failed[0] == fingerprint
+        if failed_here and (enough is None or self._ratings_since(self._failed[1]) < enough):  # type: ignore[index]
+            return False
+        if self._snapshot is None or fingerprint != self._snapshot.info.data_fingerprint:
+            return True
+        trained = datetime.datetime.fromisoformat(self._snapshot.info.created_at)
+        return enough is not None and self._ratings_since(trained) >= enough
+
+    def _ratings_since(self, when: datetime.datetime) -> int:
+        if self.listeners is None:
+            return 0
+        try:
+            return self.listeners.ratings_since(when)
+        except StoreError as exc:
+            log.warning("could not count new ratings: %s", exc)
+            return 0
+
+    def _training_listeners(self) -> dict[str, recsys.ListenerRatings] | None:
+        """The listeners who join the graph; none (and a warning) when the database cannot be read."""
+        if self.listeners is None:
+            return None
+        try:
+            found = self.listeners.for_training(self.listener_min_likes)
+        except StoreError as exc:
+            log.warning("retraining without listeners: %s", exc)
+            return None
+        return {lid: recsys.ListenerRatings(tuple(likes), tuple(dislikes)) for lid, (likes, dislikes) in found.items()}
 
     async def _train_and_promote(self) -> recsys.Snapshot:
         """Under the model directory's lock: train and stage in the child, load and check the staged copy, promote."""
         model = recsys.ModelDir(self.model_dir)
         with model.lock("bot retrain"):
-            staged, version = await self._train_in_child()
+            listeners = await asyncio.to_thread(self._training_listeners)
+            staged, version = await train_in_child(
+                TrainingJob(
+                    str(self.data_path), str(self.model_dir), self.train_config, dict(self.min_metrics), listeners
+                ),
+                self.retrain_timeout_s,
+            )
             try:
                 snapshot = await asyncio.to_thread(recsys.load, staged)
                 if snapshot.info.version != version:
@@ -328,50 +309,3 @@ class MusicService:
                 model.discard(staged)
                 raise
         return snapshot
-
-    async def _train_in_child(self) -> tuple[Path, str]:
-        """Run train_validate_stage in a spawned process this service owns; (staged path, version)."""
-        context = multiprocessing.get_context("spawn")
-        receive, send = context.Pipe(duplex=False)
-        # A fresh process per run returns all of training's memory to the system afterwards.
-        process = context.Process(
-            target=_child_main,
-            args=(
-                send,
-                logging.getLogger().getEffectiveLevel(),
-                str(self.data_path),
-                str(self.model_dir),
-                self.train_config,
-                dict(self.min_metrics),
-            ),
-            name="musicrec-retrain",
-            daemon=True,
-        )
-        process.start()
-        send.close()
-        try:
-            answer = await asyncio.wait_for(_answer(receive), timeout=self.retrain_timeout_s)
-        except TimeoutError:
-            raise recsys.TrainingError(
-                f"training took longer than {self.retrain_timeout_s:.0f} s and was stopped; "
-                "raise MUSICREC_RETRAIN_TIMEOUT_MINUTES if the data really needs longer"
-            ) from None
-        except EOFError:
-            process.join(CHILD_EXIT_GRACE_S)
-            raise RetrainFailedError(
-                f"the training process died (exit code {process.exitcode}: out of memory or killed)"
-            ) from None
-        finally:
-            _end(process)  # also on cancellation: shutting down never waits for a training to finish
-            receive.close()
-        if answer[0] != "ok":
-            raise RetrainFailedError(answer[1])
-        return Path(answer[1]), answer[2]
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for the admins: the error's own message, or its type when it has none."""
-    if isinstance(exc, RetrainFailedError):
-        return str(exc)
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -53,6 +53,14 @@ class BotSettings(BaseSettings):
     # A new model is swapped in only if each named metric is at least this value, e.g. {"val_recall@20": 0.05};
     # the names are those training records (recsys.metric_names()), checked at start-up.
     retrain_min_metrics: dict[str, float] = Field(default_factory=dict)
+    # Listeners' ratings, requests and history: an SQLite file by default (WAL, created with its folder); a
+    # PostgreSQL URL (postgresql+psycopg://...) works with the same code. Migrated at every start.
+    db_url: str = "sqlite:///data/musicrec.db"
+    # A listener with at least this many likes joins the graph at the next retrain (fewer say little about a taste).
+    listener_min_likes: int = Field(default=5, ge=1)
+    # The schedule also retrains when this many ratings arrived since the serving model was trained (0: only when
+    # the data file changed). 50 ratings are a few listeners' worth of taste: enough to be worth a retrain.
+    retrain_min_new_ratings: int = Field(default=50, ge=0)
     # Bot API server; change it for a self-hosted Bot API server or the tests' fake server.
     bot_api_base_url: str = DEFAULT_API_BASE_URL
     # Webhook mode when set (the public HTTPS URL Telegram posts to); otherwise long polling.

@@ -21,8 +21,9 @@ from telegram import Update
 from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
+import recsys
 import recsys.demo
-from bot.app import build_application
+from bot.app import build_application, open_store
 from bot.service import MusicService
 from bot.settings import BotSettings
 
@@ -88,6 +89,8 @@ class TerminalChat(BaseRequest):
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1].lower()
         params = request_data.parameters if request_data is not None else {}
+        if name == "senddocument" and request_data is not None:
+            params = {**params, "files": request_data.multipart_data}
         handle = getattr(self, f"_api_{name}", None)
         if handle is None and name not in _SILENT:
             body = {"ok": False, "error_code": 404, "description": f"Not Found: method {name} is not supported here"}
@@ -107,11 +110,27 @@ class TerminalChat(BaseRequest):
 
     def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._messages[int(params["message_id"])]
+        before = [label for label, _ in self._buttons(message)]
+        after = [label for label, _ in self._buttons({"reply_markup": params.get("reply_markup")})]
+        changed = [label for label in after if label not in before]
+        if changed:
+            self._write(f"\nbot (buttons now): {'  '.join(changed)}\n")
         message.pop("reply_markup", None)
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         if self._keyboard == message["message_id"] and not self._buttons(message):
             self._keyboard = None
+        return message
+
+    def _api_senddocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A file for the person: written into the current folder (never over an existing file), path printed."""
+        message = {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": BOT_USER}
+        for filename, content, *_ in params["files"].values():
+            path = _free_path(Path(Path(str(filename)).name or "document"))
+            path.write_bytes(content if isinstance(content, bytes) else content.read())
+            caption = to_plain(str(params.get("caption", "")))
+            self._write(f"\nbot (file): {caption}\n  saved as {path.resolve()}\n")
+            message["document"] = {"file_id": path.name, "file_unique_id": path.name, "file_name": path.name}
         return message
 
     def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
@@ -129,7 +148,10 @@ class TerminalChat(BaseRequest):
         buttons = self._buttons(message)
         if buttons:
             self._keyboard = message["message_id"]
-            lines += [f"  [{n}] {label}\n" for n, (label, _) in enumerate(buttons, start=1)]
+            numbers = iter(range(1, len(buttons) + 1))
+            for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+                cells = [f"[{next(numbers)}] {b['text']}" for b in row if "callback_data" in b]
+                lines.append("  " + "   ".join(cells) + "\n")
             lines.append("  (type a number to choose)\n")
         elif self._keyboard == message["message_id"]:
             self._keyboard = None
@@ -167,6 +189,15 @@ class TerminalChat(BaseRequest):
         await self.application.process_update(Update.de_json(raw, self.application.bot))
 
 
+def _free_path(path: Path) -> Path:
+    """The path, or path-1, path-2 … when taken."""
+    candidate, n = path, 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
 def _start_reader(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     """Read lines in a daemon thread (a blocking read must not hold up the bot, nor the exit)."""
     queue: asyncio.Queue[str | None] = asyncio.Queue()
@@ -192,19 +223,15 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
         how_long = "a few seconds on the demo catalogue" if is_demo else "about half a minute on the full catalogue"
         out.write(f"Training a first model; this takes {how_long}…\n")
     out.flush()
-    service = MusicService(
-        data,
-        model_dir,
-        min_metrics=settings.retrain_min_metrics,
-        retrain_timeout_s=settings.retrain_timeout_minutes * 60,
-        train_config=settings.train_config(),
-    )
+    recsys.ModelDir(model_dir).check_writable()  # before the database is created: a refused start writes nothing
+    store = open_store(settings)
+    service = MusicService.from_settings(settings, listeners=store, data=data, model_dir=model_dir)
     # The one local user is the admin, and is never rate limited (there is nobody to protect the bot from).
     local = settings.model_copy(
         update={"admin_ids": settings.admin_ids | {USER_ID}, "webhook_url": None, "user_burst": 1_000_000}
     )
     terminal = TerminalChat(out)
-    application = build_application(local, service, token=LOCAL_TOKEN, request=terminal)
+    application = build_application(local, service, token=LOCAL_TOKEN, request=terminal, store=store)
     terminal.application = application
     await application.initialize()
     try:

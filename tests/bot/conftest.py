@@ -16,7 +16,7 @@ from telegram.ext import Application
 
 import recsys
 import recsys.demo
-from bot.app import build_application, running
+from bot.app import build_application, open_store, running
 from bot.service import MusicService
 
 
@@ -70,7 +70,8 @@ def run_bot(telegram: FakeTelegram, workdir: Path) -> BotFactory:
     @contextlib.asynccontextmanager
     async def factory(service: MusicService | None = None, **overrides: Any) -> AsyncIterator[Application]:
         settings = make_settings(telegram, workdir, **overrides)
-        application = build_application(settings, service or make_service(settings))
+        store = open_store(settings)
+        application = build_application(settings, service or make_service(settings, store), store=store)
         async with running(application, poll_timeout=1):
             yield application
 

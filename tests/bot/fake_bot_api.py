@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.parser
+import email.policy
 import itertools
 import json
 import logging
@@ -61,7 +63,17 @@ CHAT_ACTIONS = frozenset(
 )
 # Parameters that are plain strings on the wire; everything else is JSON-encoded by the client.
 _STRING_PARAMS = frozenset(
-    {"text", "parse_mode", "action", "callback_query_id", "url", "inline_message_id", "secret_token"}
+    {
+        "text",
+        "parse_mode",
+        "action",
+        "callback_query_id",
+        "url",
+        "inline_message_id",
+        "secret_token",
+        "caption",
+        "document",
+    }
 )
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -212,6 +224,26 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
     return markup
 
 
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
+    """A multipart/form-data body (how the Bot API receives files): its text fields and its files by part name."""
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, str] = {}
+    files: dict[str, tuple[str, bytes]] = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = (filename, payload)
+        else:
+            fields[name] = payload.decode("utf-8")
+    return fields, files
+
+
 def _decode_params(raw: dict[str, str]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key, value in raw.items():
@@ -233,6 +265,7 @@ class LocalBotAPI:
         self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "MusicRec", "username": username}
         self.calls: list[BotCall] = []
         self.messages: dict[tuple[int, int], ChatMessage] = {}
+        self.documents: list[tuple[int, str, bytes]] = []  # (chat_id, filename, content) of every sendDocument
         self.commands: list[dict[str, str]] = []
         self.update_sent_at: dict[int, float] = {}  # update_id -> perf_counter when it was queued
         self.listeners: list[Callable[[BotCall], None]] = []
@@ -446,6 +479,7 @@ class LocalBotAPI:
             "getwebhookinfo": self._webhook_info,
             "getupdates": lambda p: None,  # async; handled in _dispatch
             "sendmessage": self._send_message,
+            "senddocument": self._send_document,
             "editmessagetext": self._edit_message_text,
             "editmessagereplymarkup": self._edit_reply_markup,
             "answercallbackquery": self._answer_callback,
@@ -510,6 +544,26 @@ class LocalBotAPI:
         message = ChatMessage(chat_id, self._next_message_id(chat_id), text, markup, params.get("parse_mode"))
         self.messages[(chat_id, message.message_id)] = message
         return self._message_json(message)
+
+    def _send_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            raise ApiError(400, "Bad Request: chat not found")
+        files = params.get("files") or {}
+        # The file is uploaded as the multipart part "document", or as another part that "document" names.
+        part = str(params.get("document", "document")).removeprefix("attach://")
+        if part not in files:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        filename, content = files[part]
+        if not content:
+            raise ApiError(400, "Bad Request: file must be non-empty")
+        caption = _check_text(params.get("caption") or ".", params.get("parse_mode"))
+        message = ChatMessage(chat_id, self._next_message_id(chat_id), caption, None, params.get("parse_mode"))
+        self.messages[(chat_id, message.message_id)] = message
+        self.documents.append((chat_id, filename, content))
+        body = self._message_json(message)
+        body["document"] = {"file_id": filename, "file_unique_id": filename, "file_name": filename}
+        return body
 
     def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._find_message(params)
@@ -637,6 +691,9 @@ class LocalBotAPI:
         content_type = headers.get("content-type", "")
         if body and content_type.startswith("application/json"):
             params: dict[str, Any] = {**_decode_params(raw), **json.loads(body)}
+        elif content_type.startswith("multipart/form-data"):
+            fields, files = _multipart(content_type, body)
+            params = {**_decode_params({**raw, **fields}), "files": files}
         else:
             raw.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
             params = _decode_params(raw)

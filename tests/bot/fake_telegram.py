@@ -35,3 +35,10 @@ class FakeTelegram(LocalBotAPI):
             for c in self.calls[since:]
             if c.ok and c.chat_id == chat_id and c.method in ("sendMessage", "editMessageText")
         ]
+
+    def callbacks_text(self, query_id: str) -> str:
+        """The pop-up text the bot answered a callback query with ("" for none)."""
+        call = next(
+            c for c in self.calls if c.method == "answerCallbackQuery" and c.params.get("callback_query_id") == query_id
+        )
+        return str(call.params.get("text", ""))

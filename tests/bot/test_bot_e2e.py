@@ -90,16 +90,20 @@ async def test_clear_match_answers_directly_with_ten_linked_songs(
         ranked = _ranked_links(reply.text)
         assert len(ranked) == 10 and len(set(ranked)) == 10 and seed_id not in ranked
         assert [int(n) for n in re.findall(r"^(\d+)\. ", reply.text, re.M)] == list(range(1, 11))
-        [(label, data)] = reply.buttons()
+        *ratings, (label, data) = reply.buttons()
         assert "More like this" in label and len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
+        # 👍n and 👎n for each of the ten songs, numbered like the list.
+        assert [b for b, _ in ratings] == [f"{m}{n}" for n in range(1, 11) for m in ("👍", "👎")]
+        assert all(len(d.encode()) <= MAX_CALLBACK_DATA_BYTES for _, d in ratings)
 
-        # "More like this" brings ranks 11-20 in a new message and retires the old button.
+        # "More like this" brings ranks 11-20 in a new message and retires the old "more" button (the ratings stay).
         _, more = await telegram.press(reply, data)
         page2 = telegram.message_of(more)
         assert page2.message_id != reply.message_id
         assert [int(n) for n in re.findall(r"^(\d+)\. ", page2.text, re.M)] == list(range(11, 21))
         assert not set(_ranked_links(page2.text)) & set(ranked)
-        assert telegram.messages[(USER, reply.message_id)].buttons() == []
+        assert telegram.messages[(USER, reply.message_id)].buttons() == ratings
+        assert [b for b, _ in page2.buttons()][:2] == ["👍11", "👎11"]
 
 
 async def test_plain_text_message_works_like_recommend(
@@ -343,7 +347,7 @@ async def test_restart_serves_the_saved_snapshot_and_old_buttons_still_work(
         assert service.info.version == version and service.last_outcome is None
         status = await telegram.ask(ADMIN, "/status")
         assert version in status.text
-        [(_, data)] = answer.buttons()
+        *_, (_, data) = answer.buttons()
         _, more = await telegram.press(answer, data)
         assert [int(n) for n in re.findall(r"^(\d+)\. ", more.text, re.M)] == list(range(11, 21))
 

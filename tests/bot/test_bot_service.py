@@ -4,6 +4,7 @@ child process it owns, and a cache that never serves another model's answers."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 import multiprocessing
 import shutil
@@ -15,7 +16,9 @@ import pytest
 from botkit import FAST_TRAIN
 
 import recsys
-from bot.service import MusicService, RetrainBusyError, validate_snapshot
+from bot.db import RatingStore
+from bot.retraining import validate_snapshot
+from bot.service import MusicService, RetrainBusyError
 
 
 @pytest.fixture
@@ -175,3 +178,51 @@ async def test_close_ends_a_running_retrain_and_its_process_within_seconds(workd
     assert time.monotonic() - started < 5
     assert not child.is_alive() and not service.retraining
     assert service.info.version == serving == recsys.load(workdir / "model").info.version
+
+
+def _store(workdir: Path) -> RatingStore:
+    return RatingStore(f"sqlite:///{workdir / 'listeners.db'}")
+
+
+async def test_listeners_with_enough_likes_join_the_graph_and_forgotten_ones_do_not(
+    workdir: Path, snapshot: recsys.Snapshot
+) -> None:
+    store = _store(workdir)
+    tracks = [str(t) for t in snapshot.track_ids[:12]]
+    for listener, liked in ((7, tracks[:6]), (8, tracks[6:12]), (9, tracks[:2])):
+        for track_id in liked:
+            store.rate(listener, track_id, 1, "test")
+    store.rate(7, tracks[11], -1, "test")
+    store.forget(8)  # used /forget: must not be in the next model
+    service = _service(workdir, listeners=store, listener_min_likes=5)
+    await service.start()
+    outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 120)
+    assert outcome.status == "swapped"
+    snap = service.snapshot
+    assert snap.has_listener("7") and not snap.has_listener("8") and not snap.has_listener("9")  # 9: 2 likes < 5
+    assert snap.info.num_playlists == snapshot.info.num_playlists  # listeners are not playlists
+    picks = {t.track_id for t in snap.recommend_for_listener("7", k=20)}
+    assert not picks & {*tracks[:6], tracks[11]}  # its likes and its dislike are never offered back
+
+
+class _Ratings:
+    """A listener source whose count of new ratings the test sets."""
+
+    def __init__(self) -> None:
+        self.new = 0
+
+    def for_training(self, min_likes: int) -> dict[str, tuple[list[str], list[str]]]:
+        return {}
+
+    def ratings_since(self, when: datetime.datetime) -> int:
+        return self.new
+
+
+async def test_the_schedule_retrains_on_enough_new_ratings_even_when_the_csv_is_unchanged(workdir: Path) -> None:
+    ratings = _Ratings()
+    service = _service(workdir, listeners=ratings, retrain_min_new_ratings=3)
+    await service.start()
+    ratings.new = 2
+    assert (await asyncio.wait_for(service.retrain(only_if_changed=True), 60)).status == "unchanged"
+    ratings.new = 3
+    assert (await asyncio.wait_for(service.retrain(only_if_changed=True), 120)).status == "swapped"

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
 import httpx
 import pytest
-from botkit import ADMIN, TOKEN, USER
+from botkit import START_TIMEOUT_S, TOKEN, USER, BotProcess
 from fake_telegram import FakeTelegram
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError
@@ -102,73 +99,6 @@ async def test_retries_back_off_doubling_up_to_a_minute(caplog: pytest.LogCaptur
 
 # ----- python -m bot against a Bot API that is down, then up; and one that refuses the token -----
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 120.0  # importing torch and loading the model on a busy 2-core machine
-
-
-class _BotProcess:
-    """`python -m bot` in a subprocess, its stdout and stderr collected line by line."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def start(cls, workdir: Path, *, token: str, base_url: str) -> _BotProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")}
-        env.update(
-            PYTHONPATH=str(ROOT),
-            MUSICREC_BOT_TOKEN=token,
-            MUSICREC_BOT_API_BASE_URL=base_url,
-            MUSICREC_DATA=str(workdir / "songs.csv"),
-            MUSICREC_MODEL_DIR=str(workdir / "model"),
-            MUSICREC_ADMIN_IDS=str(ADMIN),
-        )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=workdir,  # no developer's .env here
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        return cls(process)
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    async def wait_line(self, text: str, timeout: float = START_TIMEOUT_S) -> str:
-        """The first output line containing `text`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                found = next((line for line in self.lines if text in line), None)
-                if found is not None:
-                    return found
-                if self.process.returncode is not None and self._reader.done():
-                    raise AssertionError(f"the bot exited ({self.process.returncode}) without {text!r}:\n{self.output}")
-                await asyncio.sleep(0.1)
-
-    async def wait_exit(self, timeout: float) -> int:
-        async with asyncio.timeout(timeout):
-            code = await self.process.wait()
-            await self._reader
-        return code
-
-    async def kill(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        self._reader.cancel()
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -179,7 +109,7 @@ def _free_port() -> int:
 async def test_an_unreachable_bot_api_is_one_line_and_retried_until_it_answers(workdir: Path) -> None:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}/bot"
-    bot = await _BotProcess.start(workdir, token=TOKEN, base_url=base_url)
+    bot = await BotProcess.start(workdir, token=TOKEN, base_url=base_url)
     try:
         line = await bot.wait_line("cannot reach")
         assert f"cannot reach the Telegram Bot API at {base_url}:" in line and "retrying in 1 s" in line
@@ -197,7 +127,7 @@ async def test_an_unreachable_bot_api_is_one_line_and_retried_until_it_answers(w
 
 async def test_a_rejected_token_exits_with_code_2_in_one_line(telegram: FakeTelegram, workdir: Path) -> None:
     wrong = "987654321:AAwrong-token-that-must-not-be-printed"
-    bot = await _BotProcess.start(workdir, token=wrong, base_url=telegram.base_url)
+    bot = await BotProcess.start(workdir, token=wrong, base_url=telegram.base_url)
     try:
         assert await bot.wait_exit(timeout=START_TIMEOUT_S) == 2
     finally:

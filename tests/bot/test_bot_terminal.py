@@ -31,15 +31,23 @@ def test_to_plain_keeps_links_and_decodes_entities() -> None:
 
 async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(workdir: Path, demo_csv: Path) -> None:
     title = _shared_title(demo_csv)
-    settings = BotSettings(_env_file=None, data=workdir / "songs.csv", model_dir=workdir / "model")  # type: ignore[call-arg]
-    stdin = io.StringIO(f"/recommend\n{title}\n1\n1\n")  # not a TTY; ends with EOF
+    settings = BotSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        data=workdir / "songs.csv",
+        model_dir=workdir / "model",
+        db_url=f"sqlite:///{workdir / 'listeners.db'}",
+    )
+    # A candidate (1), then 👍 on the first song (1), then "More like this" (21: after the 20 rating buttons).
+    stdin = io.StringIO(f"/recommend\n{title}\n1\n1\n21\n/likes\n")  # not a TTY; ends with EOF
     out = io.StringIO()
     assert await chat(settings, stdin=stdin, stdout=out) == 0
     text = out.getvalue()
     assert "Examples" in text
     assert "[1] " in text and "None of these" in text and "(type a number to choose)" in text
     assert "bot (edited): 🎧 Songs like" in text  # "1" tapped the first candidate
-    assert "bot: 🎧 More songs like" in text  # the second "1" was the answer's "More like this" button
+    assert "bot (popup): 👍 Liked" in text and "bot (buttons now): 👍1 ✓" in text  # the second "1" liked song 1
+    assert "bot: 🎧 More songs like" in text  # "21" was the answer's "More like this" button
+    assert "Your likes (1–1 of 1" in text
     assert text.rstrip().endswith("Bye!")
 
 
@@ -64,7 +72,10 @@ def test_python_m_bot_without_token_is_the_terminal_chat(workdir: Path) -> None:
 def _bot_process(workdir: Path, **env_overrides: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_") and k != "TELEGRAM_BOT_TOKEN"}
     env.update(
-        MUSICREC_DATA=str(workdir / "songs.csv"), MUSICREC_MODEL_DIR=str(workdir / "model"), PYTHONPATH=str(ROOT)
+        MUSICREC_DATA=str(workdir / "songs.csv"),
+        MUSICREC_MODEL_DIR=str(workdir / "model"),
+        MUSICREC_DB_URL=f"sqlite:///{workdir / 'listeners.db'}",
+        PYTHONPATH=str(ROOT),
     )
     env.update(env_overrides)
     return subprocess.Popen(
