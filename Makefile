@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Real-data tests run when this points at spotify_songs.csv (CI points it at ../shared/data).
 MUSICREC_REAL_DATA ?=
 
-.PHONY: run test lint bench bench-scale evaluate clean
+.PHONY: run test lint bench bench-listeners bench-scale evaluate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ BENCH_DATA ?= $(if $(wildcard data/spotify_songs.csv),data/spotify_songs.csv,dat
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA) --out docs/speed.md
 	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA) --out docs/bot_latency.md
+	$(BIN)/python bench/quote_reports.py README.md
+
+# Simulated listeners on held-out playlists: hit rate of /forme with and without feedback, before and after a
+# retrain with listener nodes (~3 min on the real data): docs/listeners.md.
+bench-listeners: $(STAMP)
+	$(BIN)/python bench/bench_listeners.py --data $(BENCH_DATA) --out docs/listeners.md
 	$(BIN)/python bench/quote_reports.py README.md
 
 # Growth with catalogue size (100k, 1M, 10M pairs: ~15 min, ~9 GB RAM): docs/scale.md and its log-log plots; then

@@ -37,6 +37,7 @@ from bot.state import BotState
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PRUNE_JOB = "prune-impressions"
 WEBHOOK_PATH = "telegram"  # Telegram posts to <MUSICREC_WEBHOOK_URL>/telegram
 ALLOWED_UPDATES = ("message", "callback_query")  # all the handlers use; Telegram sends nothing else
 MAX_CONNECT_DELAY_S = 60.0  # the Bot API unreachable at start: retry 1, 2, 4 … s apart, at most this
@@ -258,6 +259,11 @@ async def _post_init(application: Application) -> None:
         await state.service.start()
     await application.bot.set_my_commands(list(COMMANDS))
     schedule_retraining(application)
+    if application.job_queue is not None and state.store is not None:
+        # What was shown is kept only as long as /forme ranks it down: a day's slack, pruned daily.
+        application.job_queue.run_repeating(
+            personal_handlers.prune_impressions, interval=86_400, first=60, name=PRUNE_JOB
+        )
 
 
 async def _post_shutdown(application: Application) -> None:

@@ -193,6 +193,18 @@ async def forme_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await context.bot.send_message(query.from_user.id, text, reply_markup=markup)
 
 
+async def prune_impressions(context: ContextTypes.DEFAULT_TYPE) -> int:
+    """The daily job: forget what was shown longer ago than /forme looks back (plus a day); returns rows deleted."""
+    before = dtm.datetime.now(dtm.UTC) - SHOWN_RECENTLY - dtm.timedelta(days=1)
+    try:
+        deleted = await store_call(state_of(context), lambda s: s.prune_impressions(before))
+    except StoreError as exc:
+        log.warning("could not prune old impressions: %s", exc)
+        return 0
+    log.info("pruned %d impressions older than %s", deleted, before.date())
+    return deleted
+
+
 # ----- /history, /forget, /export, /backup -----
 
 

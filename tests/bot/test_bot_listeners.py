@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime
 import io
 import re
 import signal
@@ -18,6 +19,7 @@ from fake_telegram import ChatMessage, FakeTelegram
 
 from bot import formatting as fmt
 from bot import personal
+from bot.app import PRUNE_JOB
 from bot.db import RatingStore
 
 pytestmark = pytest.mark.usefixtures("no_violations")
@@ -286,3 +288,16 @@ async def test_kill_9_right_after_a_like_loses_nothing(telegram: FakeTelegram, w
     finally:
         await bot.kill()
     assert RatingStore(f"sqlite:///{db}").ratings_of(USER) == {_listed(answer)[0]: 1}
+
+
+async def test_what_was_shown_is_kept_only_as_long_as_forme_looks_back(
+    telegram: FakeTelegram, run_bot: BotFactory, workdir: Path
+) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    old = RatingStore(f"sqlite:///{workdir / 'listeners.db'}", clock=lambda: now - datetime.timedelta(days=30))
+    old.record_impressions(USER, ["old-track"])
+    _db(workdir).record_impressions(USER, ["new-track"])
+    async with run_bot() as app:
+        [job] = app.job_queue.get_jobs_by_name(PRUNE_JOB)
+        await job.run(app)
+    assert _db(workdir).shown_since(USER, now - datetime.timedelta(days=365)) == {"new-track"}
