@@ -19,7 +19,7 @@ from bot import personal, personal_handlers
 from bot.actions import AdminRetrain, Forget, ForMe, LikesPage, Rate, Unlike
 from bot.db import StoreError
 from bot.service import RetrainBusyError, RetrainOutcome
-from bot.state import BotState, require_admin, state_of
+from bot.state import BotState, edit, require_admin, state_of
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,6 @@ async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIter
         yield
     finally:
         task.cancel()
-
-
-async def _edit(query: CallbackQuery, text: str, markup: fmt.InlineKeyboardMarkup | None = None) -> None:
-    """Edit the message under a button; a second tap producing the same text is not an error."""
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
-            raise
 
 
 async def _notify_admins(application: Application, text: str, *, also: int | None = None) -> None:
@@ -248,11 +239,11 @@ async def _song_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
     state = state_of(context)
     user_id = query.from_user.id
     if isinstance(action, fmt.NoneOfThese):
-        await _edit(query, fmt.NONE_OF_THESE)
+        await edit(query, fmt.NONE_OF_THESE)
         return
     if not isinstance(action, fmt.Pick | fmt.More):
         state.counts["expired_buttons"] += 1
-        await _edit(query, fmt.EXPIRED)
+        await edit(query, fmt.EXPIRED)
         return
     offset = action.offset if isinstance(action, fmt.More) else 0
     try:
@@ -263,11 +254,11 @@ async def _song_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
         if isinstance(action, fmt.More):
             await context.bot.send_message(user_id, fmt.EXPIRED)
         else:
-            await _edit(query, fmt.EXPIRED)
+            await edit(query, fmt.EXPIRED)
         return
     text, markup, shown = await _page(state, user_id, seed, tracks, offset)
     if isinstance(action, fmt.Pick):
-        await _edit(query, text, markup)
+        await edit(query, text, markup)
         await personal_handlers.remember(state, user_id, "song", seed.track_id, shown)
         return
     # The page moves to a new message; the old one keeps its rating buttons but loses "more", so a second tap

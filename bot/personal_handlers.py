@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram import InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
@@ -23,7 +23,7 @@ from bot import formatting as fmt
 from bot import personal
 from bot.actions import FOR_ME, Forget, LikesPage, Rate, Unlike
 from bot.db import RatingStore, StoreError
-from bot.state import BotState, require_admin, state_of
+from bot.state import BotState, edit, require_admin, state_of
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,6 @@ async def ratings_for(state: BotState, user_id: int, track_ids: list[str]) -> di
 
 def _user_id(update: Update) -> int | None:
     return update.effective_user.id if update.effective_user else None
-
-
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    with contextlib.suppress(BadRequest):  # "not modified": a double tap
-        await query.edit_message_text(text, reply_markup=markup)
 
 
 # ----- 👍 / 👎 -----
@@ -146,7 +141,7 @@ async def likes_button(update: Update, context: ContextTypes.DEFAULT_TYPE, actio
         await query.answer(personal.NOT_SAVED, show_alert=True)
         return
     await query.answer("Removed" if isinstance(action, Unlike) else None)
-    await _edit(query, text, markup)
+    await edit(query, text, markup)
 
 
 # ----- /forme -----
@@ -240,7 +235,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
     assert query is not None
     if not action.confirmed:
         await query.answer()
-        await _edit(query, personal.FORGET_CANCELLED)
+        await edit(query, personal.FORGET_CANCELLED)
         return
     try:
         rows = await store_call(state_of(context), lambda s: s.forget(query.from_user.id))
@@ -249,7 +244,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
         await query.answer(personal.NOT_SAVED, show_alert=True)
         return
     await query.answer("Deleted")
-    await _edit(query, personal.forgotten_text(rows))
+    await edit(query, personal.forgotten_text(rows))
 
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

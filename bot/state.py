@@ -1,4 +1,4 @@
-"""What every handler shares (BotState, in application.bot_data["state"]) and the one admin check."""
+"""What every handler shares: BotState (in application.bot_data["state"]), the one admin check, the one edit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
-from telegram import Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot import formatting as fmt
@@ -50,3 +51,12 @@ async def require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> b
     if update.callback_query is None and update.effective_message is not None:
         await update.effective_message.reply_text(fmt.NOT_ADMIN)
     return False
+
+
+async def edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Edit the message under a button; a second tap producing the same text is not an error."""
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
