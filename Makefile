@@ -22,7 +22,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check recsys bot tests bench
 	$(BIN)/mypy
-	MUSICREC_REAL_DATA="$(MUSICREC_REAL_DATA)" $(BIN)/python -m pytest -q -ra --timeout=900
+	@echo "Running the test suite: about 5 minutes on 2 cores (one line of progress per test file)."
+	MUSICREC_REAL_DATA="$(MUSICREC_REAL_DATA)" $(BIN)/python -m pytest -ra --timeout=900
 
 lint: $(STAMP)
 	$(BIN)/ruff check recsys bot tests bench

@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if token is None or args.terminal:
         from bot.terminal import chat
 
-        # The chat owns the terminal; only problems go to stderr.
-        configure_logging("WARNING", token)
+        # The chat owns the terminal: log lines (the retraining process's too) go to a file beside the model.
+        log_file = settings.model_dir.with_name("terminal.log")
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        configure_logging("INFO", token, handlers=[logging.FileHandler(log_file, encoding="utf-8")])
         try:
             return asyncio.run(chat(settings))
         except KeyboardInterrupt:  # Ctrl-C: asyncio.run cancelled the chat, which stopped a running retrain

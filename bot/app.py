@@ -19,13 +19,14 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
-from bot import handlers, personal_handlers
+from bot import handlers, mix_handlers, personal_handlers
 from bot.db import RatingStore, StoreError
 from bot.formatting import COMMANDS
 from bot.handlers import RETRAIN_JOB
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 PRUNE_JOB = "prune-impressions"
 WEBHOOK_PATH = "telegram"  # Telegram posts to <MUSICREC_WEBHOOK_URL>/telegram
-ALLOWED_UPDATES = ("message", "callback_query")  # all the handlers use; Telegram sends nothing else
+ALLOWED_UPDATES = ("message", "callback_query", "inline_query")  # all the handlers use; Telegram sends nothing else
 MAX_CONNECT_DELAY_S = 60.0  # the Bot API unreachable at start: retry 1, 2, 4 … s apart, at most this
 
 # Loggers that print Bot API URLs, which carry the token: httpx logs every request at INFO, and PTB's Bot logs
@@ -196,6 +197,7 @@ def build_application(
         limiter=UserRateLimiter(settings.user_burst, settings.user_requests_per_minute),
         store=store,
     )
+    application.add_handler(TypeHandler(Update, mix_handlers.note_group_member), group=-2)
     application.add_handler(TypeHandler(Update, handlers.rate_limit_gate), group=-1)
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("help", handlers.help_command))
@@ -209,6 +211,8 @@ def build_application(
         ("forget", personal_handlers.forget),
         ("export", personal_handlers.export),
         ("backup", personal_handlers.backup),
+        ("mix", mix_handlers.mix),
+        ("groupmix", mix_handlers.groupmix),
     ):
         application.add_handler(CommandHandler(name, callback))
     # Plain text is a search only in a private chat; in a group it is people talking to each other.
@@ -216,6 +220,7 @@ def build_application(
         MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, handlers.text_message)
     )
     application.add_handler(CallbackQueryHandler(handlers.button))
+    application.add_handler(InlineQueryHandler(mix_handlers.inline_query))
     application.add_error_handler(handlers.error_handler)
     return application
 

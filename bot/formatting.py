@@ -34,6 +34,8 @@ SONGS_PER_ROW = 2  # two songs' 👍 and 👎 per keyboard row: four buttons fit
 COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("recommend", "Songs like the one you name"),
     BotCommand("forme", "Songs for me, from what I liked"),
+    BotCommand("mix", "A 20-song mix from 2-5 songs: /mix a; b; c"),
+    BotCommand("groupmix", "A mix from this group's likes (in groups)"),
     BotCommand("likes", "The songs I liked"),
     BotCommand("history", "My last requests"),
     BotCommand("export", "Everything stored about me, as a file"),
@@ -192,7 +194,7 @@ def no_match_keyboard(closest: Sequence[recsys.SearchHit]) -> InlineKeyboardMark
 
 
 USAGE = (
-    "Tell me a song and I will find ten more like it.\n\n"
+    "Tell me a song and I will find ten more like it. In any chat, type my @name and a song to share it.\n\n"
     "<b>Examples</b>\n"
     "<code>/recommend Blinding Lights</code>\n"
     "<code>/recommend Shape of You - Ed Sheeran</code>\n"
@@ -200,10 +202,11 @@ USAGE = (
 )
 
 
-def start_text(first_name: str | None) -> str:
-    """The greeting."""
+def start_text(first_name: str | None, info: recsys.SnapshotInfo | None = None) -> str:
+    """The greeting, saying what the loaded model knows."""
     who = f", {esc(clip(first_name, 40))}" if first_name else ""
-    return f"👋 Hi{who}! I recommend music from a graph of thousands of playlists.\n\n{USAGE}"
+    graph = f"{info.num_playlists:,} playlists and {info.num_tracks:,} songs" if info else "playlists"
+    return f"👋 Hi{who}! I recommend music from a graph of {graph}.\n\n{USAGE}"
 
 
 def help_text(is_admin: bool) -> str:
@@ -212,6 +215,8 @@ def help_text(is_admin: bool) -> str:
         f"{USAGE}\n\nTap 👍 or 👎 under any song: I remember it and learn your taste.\n\n<b>Commands</b>\n"
         "/recommend &lt;song&gt; — ten songs like it, with Spotify links\n"
         "/forme — ten songs for you, from what you liked\n"
+        "/mix song; song; song — a 20-song mix from 2 to 5 songs, with .m3u and .csv files\n"
+        "/groupmix — in a group: a mix from what its members liked\n"
         "/likes — the songs you liked (remove any)\n"
         "/history — your last requests, one tap from their answers\n"
         "/export — everything I store about you, as a CSV file\n"

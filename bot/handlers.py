@@ -86,7 +86,8 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
             tracks = await state.service.recommend(seed.track_id, k=fmt.PAGE_SIZE + 1)
     state.counts[f"search_{resolution.kind}"] += 1
     if resolution.kind == "match":
-        text, markup, shown = await _page(state, message.chat_id, seed, tracks, 0)
+        user_id = message.from_user.id if message.from_user else message.chat_id
+        text, markup, shown = await _page(state, user_id, seed, tracks, 0, message.chat.type == "private")
         await message.reply_text(text, reply_markup=markup)
         if message.from_user is not None:
             await personal_handlers.remember(state, message.from_user.id, "song", seed.track_id, shown)
@@ -101,13 +102,13 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
 
 
 async def _page(
-    state: BotState, user_id: int, seed: recsys.Track, tracks: list[recsys.Track], offset: int
+    state: BotState, user_id: int, seed: recsys.Track, tracks: list[recsys.Track], offset: int, private: bool
 ) -> tuple[str, InlineKeyboardMarkup | None, list[str]]:
     """One page of songs like `seed` (tracks holds one more when there is a next page): the text, the keyboard with
-    the person's ratings marked, and the ids shown."""
+    the person's ratings marked (in a private chat only: a group's message is everyone's), and the ids shown."""
     page = tracks[: fmt.PAGE_SIZE]
     shown = [t.track_id for t in page]
-    ratings = await personal_handlers.ratings_for(state, user_id, shown)
+    ratings = await personal_handlers.ratings_for(state, user_id, shown) if private else {}
     has_more = len(tracks) > fmt.PAGE_SIZE
     markup = fmt.answer_keyboard(seed.track_id, offset + fmt.PAGE_SIZE, has_more, page, ratings)
     return fmt.answer_text(seed, page, offset=offset), markup, shown
@@ -172,8 +173,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet the user and show how to ask for songs."""
     if update.effective_message is None:
         return
-    user = update.effective_user
-    await update.effective_message.reply_text(fmt.start_text(user.first_name if user else None))
+    user, service = update.effective_user, state_of(context).service
+    info = service.info if service.ready else None
+    await update.effective_message.reply_text(fmt.start_text(user.first_name if user else None, info))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -256,7 +258,8 @@ async def _song_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
         else:
             await edit(query, fmt.EXPIRED)
         return
-    text, markup, shown = await _page(state, user_id, seed, tracks, offset)
+    private = query.message is None or query.message.chat.type == "private"
+    text, markup, shown = await _page(state, user_id, seed, tracks, offset, private)
     if isinstance(action, fmt.Pick):
         await edit(query, text, markup)
         await personal_handlers.remember(state, user_id, "song", seed.track_id, shown)

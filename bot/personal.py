@@ -26,6 +26,7 @@ FORGET_QUESTION = (
 FORGET_CANCELLED = "OK, nothing was deleted."
 EXPORT_CAPTION = "📄 Everything I store about you, as CSV."
 NOTHING_STORED = "I store nothing about you."
+PRIVATE_ONLY = "🔒 That shows or changes your own data: please use it in a private chat with me."
 HISTORY_EMPTY = "You have not asked me for songs yet. Try <code>/recommend Blinding Lights</code>."
 
 

@@ -67,6 +67,16 @@ def _user_id(update: Update) -> int | None:
     return update.effective_user.id if update.effective_user else None
 
 
+async def _in_private(update: Update) -> bool:
+    """Whether the chat is private; in a group, one's likes, history and data are not shown (nor changed)."""
+    chat, message = update.effective_chat, update.effective_message
+    if chat is None or chat.type == "private":
+        return True
+    if message is not None:
+        await message.reply_text(personal.PRIVATE_ONLY)
+    return False
+
+
 # ----- 👍 / 👎 -----
 
 
@@ -86,7 +96,8 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Rate)
     state.counts["ratings"] += 1
     await query.answer(personal.rated_answer(value))
     message = query.message
-    if isinstance(message, Message) and message.reply_markup is not None:
+    # The ✓ shows one person's rating: only on their private chat's message, not on a group's, which is everyone's.
+    if isinstance(message, Message) and message.reply_markup is not None and message.chat.type == "private":
         with contextlib.suppress(BadRequest):
             await query.edit_message_reply_markup(fmt.rerated(message.reply_markup, action.track_id, value))
 
@@ -112,6 +123,8 @@ def _track_or_none(state: BotState, track_id: str) -> recsys.Track | None:
 
 async def likes(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/likes: my liked songs, newest first, ten a page, each removable."""
+    if not await _in_private(update):
+        return
     user_id, message = _user_id(update), update.effective_message
     if user_id is None or message is None:
         return
@@ -185,7 +198,8 @@ async def forme_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         text, markup = await _forme(state_of(context), query.from_user.id)
     except StoreError:
         text, markup = DB_DOWN, None
-    await context.bot.send_message(query.from_user.id, text, reply_markup=markup)
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await context.bot.send_message(chat_id, text, reply_markup=markup)
 
 
 async def prune_impressions(context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -205,6 +219,8 @@ async def prune_impressions(context: ContextTypes.DEFAULT_TYPE) -> int:
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/history: my last 20 requests, each one tap away from its answer."""
+    if not await _in_private(update):
+        return
     user_id, message = _user_id(update), update.effective_message
     if user_id is None or message is None:
         return
@@ -225,6 +241,8 @@ async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: ask before deleting everything stored about me."""
+    if not await _in_private(update):
+        return
     if update.effective_message is not None:
         await update.effective_message.reply_text(personal.FORGET_QUESTION, reply_markup=personal.forget_keyboard())
 
@@ -249,6 +267,8 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
 
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export: everything stored about me, as a CSV document."""
+    if not await _in_private(update):
+        return
     user_id, message = _user_id(update), update.effective_message
     if user_id is None or message is None:
         return

@@ -90,9 +90,12 @@ def train_validate_stage(job: TrainingJob) -> tuple[str, str]:
     return str(snapshot.stage(job.model_dir)), snapshot.info.version
 
 
-def _child_main(conn: Connection, log_level: int, job: TrainingJob) -> None:
-    """The retraining process: one answer on the pipe, ("ok", staged, version) or ("error", description)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s retrain %(levelname)s %(name)s: %(message)s")
+def _child_main(conn: Connection, log_level: int, log_file: str | None, job: TrainingJob) -> None:
+    """The retraining process: one answer on the pipe, ("ok", staged, version) or ("error", description); it logs
+    where its parent logs (a file, for the terminal chat, so that no log line lands inside the chat)."""
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s retrain %(levelname)s %(name)s: %(message)s", filename=log_file
+    )
     _child_init()
     try:
         conn.send(("ok", *train_validate_stage(job)))
@@ -133,7 +136,7 @@ async def train_in_child(job: TrainingJob, timeout_s: float) -> tuple[Path, str]
     # A fresh process per run returns all of training's memory to the system afterwards.
     process = context.Process(
         target=_child_main,
-        args=(send, logging.getLogger().getEffectiveLevel(), job),
+        args=(send, logging.getLogger().getEffectiveLevel(), _log_file(), job),
         name="musicrec-retrain",
         daemon=True,
     )
@@ -157,6 +160,12 @@ async def train_in_child(job: TrainingJob, timeout_s: float) -> tuple[Path, str]
     if answer[0] != "ok":
         raise RetrainFailedError(answer[1])
     return Path(answer[1]), answer[2]
+
+
+def _log_file() -> str | None:
+    """The file the root logger writes to, if it writes to one."""
+    files = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return files[0] if files else None
 
 
 def describe(exc: BaseException) -> str:

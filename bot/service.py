@@ -83,6 +83,9 @@ class MusicService:
     _resolutions: collections.OrderedDict[tuple[str, str], Resolution] = field(
         default_factory=collections.OrderedDict, init=False, repr=False
     )
+    _cards: collections.OrderedDict[tuple[str, str], list[tuple[recsys.Track, list[recsys.Track]]]] = field(
+        default_factory=collections.OrderedDict, init=False, repr=False
+    )
     resolution_cache_size: int = 2048
 
     @classmethod
@@ -188,8 +191,33 @@ class MusicService:
         tracks = await asyncio.to_thread(snapshot.similar_tracks, track_id, offset + k)
         return tracks[offset : offset + k]
 
+    async def mix(self, seed_ids: list[str], k: int) -> list[recsys.Track]:
+        """A playlist of k songs continuing the seed songs."""
+        snapshot = self.snapshot
+        return await asyncio.to_thread(snapshot.recommend_for_tracks, seed_ids, k)
+
+    async def inline_cards(self, text: str, limit: int, k: int) -> list[tuple[recsys.Track, list[recsys.Track]]]:
+        """(song, k songs like it) for the best name matches of an inline query, cached per model version (people
+        type a query letter by letter, and popular songs are asked for again and again)."""
+        snapshot = self.snapshot
+        key = (snapshot.info.version, " ".join(text.casefold().split()))
+        cached = self._cards.get(key)
+        if cached is not None:
+            self._cards.move_to_end(key)
+            return cached
+
+        def build() -> list[tuple[recsys.Track, list[recsys.Track]]]:
+            hits = snapshot.search(text, limit=limit)
+            return [(h.track, snapshot.similar_tracks(h.track.track_id, k)) for h in hits]
+
+        cards = await asyncio.to_thread(build)
+        self._cards[key] = cards
+        while len(self._cards) > self.resolution_cache_size:
+            self._cards.popitem(last=False)
+        return cards
+
     async def for_me(
-        self, likes: list[str], dislikes: list[str], listener_id: str, shown: list[str], k: int = 10
+        self, likes: list[str], dislikes: list[str], listener_id: str | None, shown: list[str], k: int = 10
     ) -> list[recsys.Track]:
         """Songs for a person from their likes and dislikes (recsys decides how; shown songs are ranked down)."""
         snapshot = self.snapshot

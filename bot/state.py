@@ -33,6 +33,8 @@ class BotState:
     alerts: AlertThrottle = field(default_factory=AlertThrottle)
     # People's ratings and history; None when the database failed to open (recommendations still work).
     store: RatingStore | None = None
+    # (group chat, person) pairs already recorded this run, so a busy group costs no write per message.
+    group_members_seen: set[tuple[int, int]] = field(default_factory=set)
 
 
 def state_of(context: ContextTypes.DEFAULT_TYPE) -> BotState:

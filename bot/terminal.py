@@ -28,6 +28,8 @@ from bot.service import MusicService
 from bot.settings import BotSettings
 
 LOCAL_TOKEN = "1000:terminal-chat-local-token"
+PROMPT = "\nyou> "
+TICK_S = 1.0  # the first training's elapsed-time line is redrawn this often
 USER_ID = 1  # the person at the terminal; made an admin, since it is their machine
 BOT_USER = {"id": 1000, "is_bot": True, "first_name": "MusicRec", "username": "musicrec_local_bot"}
 YOU = {"id": USER_ID, "is_bot": False, "first_name": "You"}
@@ -71,6 +73,7 @@ class TerminalChat(BaseRequest):
         self._messages: dict[int, dict[str, Any]] = {}  # message_id -> the message as the bot last left it
         self._keyboard: int | None = None  # the message whose buttons the numbers tap
         self._ids = itertools.count(1)
+        self.prompting = False  # the "you> " prompt is on screen, waiting for a line
 
     # ----- BaseRequest: the bot's side -----
 
@@ -164,7 +167,13 @@ class TerminalChat(BaseRequest):
         return [(b["text"], b["callback_data"]) for row in rows for b in row if "callback_data" in b]
 
     def _write(self, text: str) -> None:
+        """Print what the bot sent; when the prompt is showing (a message arriving in the background, such as a
+        retrain's report), clear it first and draw it again after."""
+        if self.prompting:
+            self.out.write("\r\x1b[K")
         self.out.write(text)
+        if self.prompting:
+            self.out.write(PROMPT)
         self.out.flush()
 
     # ----- the person's side -----
@@ -219,7 +228,8 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
     interactive = stdin.isatty()
     if is_demo:
         out.write(f"No data at {settings.data}; using the demo catalogue {data} (synthetic songs).\n")
-    if not model_dir.exists() or not any(model_dir.iterdir()):
+    first_training = not model_dir.exists() or not any(model_dir.iterdir())
+    if first_training:
         how_long = "a few seconds on the demo catalogue" if is_demo else "about half a minute on the full catalogue"
         out.write(f"Training a first model; this takes {how_long}…\n")
     out.flush()
@@ -236,10 +246,19 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
     await application.initialize()
     try:
         assert application.post_init is not None
-        await application.post_init(application)
+        ticker = asyncio.create_task(_elapsed(out)) if first_training and interactive else None
+        try:
+            await application.post_init(application)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                out.write("\n")
         await application.start()
         try:
-            out.write("\nMusicRec terminal chat — the same bot as on Telegram. Type a song name, /help, or /quit.\n")
+            out.write(
+                "\nMusicRec terminal chat — the same bot as on Telegram. Type a song name, /help, or /quit "
+                "(Ctrl-C works too).\n"
+            )
             await terminal.say("/start")
             await _converse(terminal, stdin, out, interactive)
             if service.retraining:
@@ -257,13 +276,24 @@ async def chat(settings: BotSettings, *, stdin: TextIO | None = None, stdout: Te
     return 0
 
 
+async def _elapsed(out: TextIO) -> None:
+    """A live "training … 12 s" line while the first model trains (its log goes to the file, not here)."""
+    started = time.monotonic()
+    while True:
+        out.write(f"\r  training … {time.monotonic() - started:4.0f} s")
+        out.flush()
+        await asyncio.sleep(TICK_S)
+
+
 async def _converse(terminal: TerminalChat, stdin: TextIO, out: TextIO, interactive: bool) -> None:
     lines = _start_reader(stdin, asyncio.get_running_loop())
     while True:
         if interactive:
-            out.write("\nyou> ")
+            out.write(PROMPT)
             out.flush()
+        terminal.prompting = interactive
         line = await lines.get()
+        terminal.prompting = False
         if line is None:
             return
         text = line.strip()

@@ -20,12 +20,23 @@ def _model_dir(arg: str | None) -> str:
 
 
 def _print_tracks(tracks: Sequence[object]) -> None:
+    """A table of songs; each reason whole on the line below its song (never cut mid-word)."""
     from recsys.results import Track
 
-    print(f"{'#':>2}  {'score':>6}  {'title':<40} {'artist':<25} {'reason':<28} url")
+    print(f"{'#':>2}  {'score':>6}  {'title':<40} {'artist':<25} url")
     for n, t in enumerate(tracks, 1):
         assert isinstance(t, Track)
-        print(f"{n:>2}  {t.score:6.3f}  {t.name[:40]:<40} {t.artist[:25]:<25} {(t.reason or '')[:28]:<28} {t.url}")
+        print(f"{n:>2}  {t.score:6.3f}  {_cut(t.name, 40):<40} {_cut(t.artist, 25):<25} {t.url}")
+        if t.reason:
+            print(f"{'':>10}{t.reason}")
+
+
+def _cut(text: str, width: int) -> str:
+    """The text in at most `width` characters, shortened at a word boundary with an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    return (head.rsplit(" ", 1)[0] if " " in head else head).rstrip() + "…"
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -87,14 +98,21 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 def _cmd_similar(args: argparse.Namespace) -> int:
     import recsys
 
-    _print_tracks(recsys.load(_model_dir(args.model)).similar_tracks(args.track_id, k=args.k))
+    snap = recsys.load(_model_dir(args.model))
+    seed = snap.track(args.track_id)
+    print(f"songs like {seed.name} — {seed.artist} ({seed.track_id}):")
+    _print_tracks(snap.similar_tracks(args.track_id, k=args.k))
     return 0
 
 
 def _cmd_playlist(args: argparse.Namespace) -> int:
     import recsys
 
-    _print_tracks(recsys.load(_model_dir(args.model)).recommend_for_playlist(args.playlist_id, k=args.k))
+    snap = recsys.load(_model_dir(args.model))
+    tracks = snap.recommend_for_playlist(args.playlist_id, k=args.k)
+    name = snap.playlist_names[snap.playlist_ids.tolist().index(args.playlist_id)] or args.playlist_id
+    print(f"songs to continue the playlist {name!r} ({len(snap.playlist_tracks(args.playlist_id))} songs):")
+    _print_tracks(tracks)
     return 0
 
 

@@ -102,3 +102,15 @@ class ImpressionRow(Base):
     listener_id: Mapped[int] = mapped_column(ListenerId, ForeignKey("listeners.id", ondelete="CASCADE"))
     track_id: Mapped[str] = mapped_column(String(TRACK_ID_LENGTH))
     shown_at: Mapped[datetime]
+
+
+class GroupMemberRow(Base):
+    """A listener who used the bot in a group chat: whose likes /groupmix mixes there."""
+
+    __tablename__ = "group_members"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    listener_id: Mapped[int] = mapped_column(
+        ListenerId, ForeignKey("listeners.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    seen_at: Mapped[datetime]

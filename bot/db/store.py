@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.db.engine import StoreConfig, is_sqlite, make_engine, migrate, sqlite_file, writer
 from bot.db.errors import StoreError, guard
-from bot.db.models import ImpressionRow, ListenerRow, RatingRow, RequestRow
+from bot.db.models import GroupMemberRow, ImpressionRow, ListenerRow, RatingRow, RequestRow
 
 T = TypeVar("T")
 LIKE, DISLIKE = 1, -1
@@ -225,7 +225,7 @@ class RatingStore:
 
         def work(session: Session) -> int:
             deleted = 0
-            for model in (ImpressionRow, RequestRow, RatingRow):
+            for model in (GroupMemberRow, ImpressionRow, RequestRow, RatingRow):
                 result = session.execute(delete(model).where(model.listener_id == listener_id))
                 deleted += _rowcount(result)
             result = session.execute(delete(ListenerRow).where(ListenerRow.id == listener_id))
@@ -251,7 +251,44 @@ class RatingStore:
             shown = select(ImpressionRow).where(ImpressionRow.listener_id == listener_id).order_by(ImpressionRow.id)
             for i in session.scalars(shown):
                 table.writerow(("impression", i.shown_at.isoformat(), i.track_id, "", "", ""))
+            groups = select(GroupMemberRow).where(GroupMemberRow.listener_id == listener_id)
+            for g in session.scalars(groups):
+                table.writerow(("group", g.seen_at.isoformat(), "", "", str(g.chat_id), ""))
         return out.getvalue()
+
+    # -- groups --------------------------------------------------------------------------------------------------------
+
+    def note_group_member(self, chat_id: int, listener_id: int) -> None:
+        """Remember that the listener used the bot in this group chat (their likes then join its /groupmix)."""
+
+        def work(session: Session) -> None:
+            now = self._clock()
+            self._ensure_listener(session, listener_id, now)
+            row = session.get(GroupMemberRow, (chat_id, listener_id))
+            if row is None:
+                session.add(GroupMemberRow(chat_id=chat_id, listener_id=listener_id, seen_at=now))
+            else:
+                row.seen_at = now
+
+        self._write("remember a group member", work)
+
+    def group_ratings(self, chat_id: int, likes_each: int) -> dict[int, tuple[list[str], list[str]]]:
+        """Members of the group chat who rated songs -> (their newest `likes_each` likes, their dislikes)."""
+        members = select(GroupMemberRow.listener_id).where(GroupMemberRow.chat_id == chat_id)
+        query = (
+            select(RatingRow.listener_id, RatingRow.track_id, RatingRow.value)
+            .where(RatingRow.listener_id.in_(members))
+            .order_by(RatingRow.listener_id, RatingRow.rated_at.desc())
+        )
+        found: dict[int, tuple[list[str], list[str]]] = {}
+        with self._read("read a group's ratings") as session:
+            for listener_id, track_id, value in session.execute(query):
+                liked, disliked = found.setdefault(listener_id, ([], []))
+                if value != LIKE:
+                    disliked.append(track_id)
+                elif len(liked) < likes_each:
+                    liked.append(track_id)
+        return found
 
     # -- the whole audience ------------------------------------------------------------------------------------------
 

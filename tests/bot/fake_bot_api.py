@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT_LENGTH = 4096  # characters of a message text
 MAX_CALLBACK_DATA_BYTES = 64  # bytes of a button's callback_data
-MAX_CALLBACK_ANSWER_LENGTH = 200  # characters of an answerCallbackQuery text
+MAX_CALLBACK_ANSWER_LENGTH = 200
+MAX_INLINE_RESULTS = 50  # results of one answerInlineQuery
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # a photo upload  # characters of an answerCallbackQuery text
 ALLOWED_HTML_TAGS = frozenset(
     {
         "b",
@@ -130,6 +132,7 @@ class ChatMessage:
     reply_markup: dict[str, Any] | None
     parse_mode: str | None
     edits: int = 0
+    reply_to: int | None = None  # the message this one answers (reply_parameters), as Telegram shows a reply
 
     def buttons(self) -> list[tuple[str, str]]:
         """(text, callback_data) of every callback button, row by row."""
@@ -224,6 +227,13 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
     return markup
 
 
+def _chat(chat_id: int) -> dict[str, Any]:
+    """A chat as the Bot API describes it: negative ids are groups, as in Telegram."""
+    if chat_id < 0:
+        return {"id": chat_id, "type": "supergroup", "title": "Test group"}
+    return {"id": chat_id, "type": "private", "first_name": "Tester"}
+
+
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, bytes]]]:
     """A multipart/form-data body (how the Bot API receives files): its text fields and its files by part name."""
     parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -266,6 +276,8 @@ class LocalBotAPI:
         self.calls: list[BotCall] = []
         self.messages: dict[tuple[int, int], ChatMessage] = {}
         self.documents: list[tuple[int, str, bytes]] = []  # (chat_id, filename, content) of every sendDocument
+        self.photos: list[tuple[int, str, bytes]] = []  # (chat_id, filename, content) of every sendPhoto
+        self.inline_answers: dict[str, dict[str, Any] | None] = {}  # inline query id -> its answer (None: none yet)
         self.commands: list[dict[str, str]] = []
         self.update_sent_at: dict[int, float] = {}  # update_id -> perf_counter when it was queued
         self.listeners: list[Callable[[BotCall], None]] = []
@@ -373,7 +385,7 @@ class LocalBotAPI:
                     "message": {
                         "message_id": current.message_id,
                         "date": int(time.time()),
-                        "chat": {"id": current.chat_id, "type": "private", "first_name": "Tester"},
+                        "chat": _chat(current.chat_id),
                         "from": self.bot_user,
                         "text": current.text,
                         **({"reply_markup": current.reply_markup} if current.reply_markup else {}),
@@ -382,6 +394,47 @@ class LocalBotAPI:
             }
         )
         return query_id
+
+    async def send_inline_query(self, user_id: int, query: str) -> str:
+        """A user types "@bot <query>" in some chat; returns the inline query id."""
+        query_id = f"iq{next(self._callback_ids)}"
+        self.inline_answers[query_id] = None
+        update = {"inline_query": {"id": query_id, "from": self._user(user_id, "Tester"), "query": query, "offset": ""}}
+        await self._push(update)
+        return query_id
+
+    async def choose_inline(self, user_id: int, chat_id: int, query_id: str, result_id: str) -> ChatMessage:
+        """The user picks an inline result: Telegram posts its message into the chat, sent by the user via the bot."""
+        answer = self.inline_answers.get(query_id)
+        if answer is None:
+            raise AssertionError(f"inline query {query_id} was not answered")
+        result = next(r for r in answer["results"] if r["id"] == result_id)
+        content = result["input_message_content"]
+        message = ChatMessage(
+            chat_id,
+            self._next_message_id(chat_id),
+            content["message_text"],
+            result.get("reply_markup"),
+            content.get("parse_mode"),
+        )
+        self.messages[(chat_id, message.message_id)] = message
+        return message
+
+    async def send_group_text(self, chat_id: int, user_id: int, text: str) -> int:
+        """A user writes `text` in a group chat (privacy mode on: the bot only gets commands); the update_id."""
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": _chat(chat_id),
+            "from": self._user(user_id, f"Member {user_id}"),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": len(command.encode("utf-16-le")) // 2}
+            ]
+        return await self._push({"message": message})
 
     def script_error(
         self,
@@ -480,6 +533,8 @@ class LocalBotAPI:
             "getupdates": lambda p: None,  # async; handled in _dispatch
             "sendmessage": self._send_message,
             "senddocument": self._send_document,
+            "sendphoto": self._send_photo,
+            "answerinlinequery": self._answer_inline_query,
             "editmessagetext": self._edit_message_text,
             "editmessagereplymarkup": self._edit_reply_markup,
             "answercallbackquery": self._answer_callback,
@@ -542,6 +597,9 @@ class LocalBotAPI:
         text = _check_text(params.get("text"), params.get("parse_mode"))
         markup = _check_markup(params.get("reply_markup"))
         message = ChatMessage(chat_id, self._next_message_id(chat_id), text, markup, params.get("parse_mode"))
+        reply = params.get("reply_parameters")
+        if isinstance(reply, dict) and isinstance(reply.get("message_id"), int):
+            message.reply_to = reply["message_id"]
         self.messages[(chat_id, message.message_id)] = message
         return self._message_json(message)
 
@@ -564,6 +622,45 @@ class LocalBotAPI:
         body = self._message_json(message)
         body["document"] = {"file_id": filename, "file_unique_id": filename, "file_name": filename}
         return body
+
+    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            raise ApiError(400, "Bad Request: chat not found")
+        files = params.get("files") or {}
+        part = str(params.get("photo", "photo")).removeprefix("attach://")
+        if part not in files:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        filename, content = files[part]
+        image = content.startswith(b"\x89PNG") or content.startswith(b"\xff\xd8")  # PNG or JPEG
+        if len(content) > MAX_PHOTO_BYTES or not image:
+            raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        caption = _check_text(params.get("caption") or ".", params.get("parse_mode"))
+        message = ChatMessage(chat_id, self._next_message_id(chat_id), caption, None, params.get("parse_mode"))
+        self.messages[(chat_id, message.message_id)] = message
+        self.photos.append((chat_id, filename, content))
+        body = self._message_json(message)
+        body["photo"] = [{"file_id": filename, "file_unique_id": filename, "width": 1, "height": 1}]
+        return body
+
+    def _answer_inline_query(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("inline_query_id", ""))
+        if query_id not in self.inline_answers or self.inline_answers[query_id] is not None:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        results = params.get("results")
+        if not isinstance(results, list) or len(results) > MAX_INLINE_RESULTS:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        ids = [str(r.get("id", "")) for r in results]
+        if len(set(ids)) != len(ids) or any(not 1 <= len(i.encode()) <= MAX_CALLBACK_DATA_BYTES for i in ids):
+            raise ApiError(400, "Bad Request: RESULT_ID_INVALID")
+        for result in results:
+            if not str(result.get("title", "")).strip():
+                raise ApiError(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content") or {}
+            _check_text(content.get("message_text"), content.get("parse_mode"))
+            _check_markup(result.get("reply_markup"))
+        self.inline_answers[query_id] = dict(params)
+        return True
 
     def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._find_message(params)
@@ -633,7 +730,7 @@ class LocalBotAPI:
         body: dict[str, Any] = {
             "message_id": message.message_id,
             "date": int(time.time()),
-            "chat": {"id": message.chat_id, "type": "private", "first_name": "Tester"},
+            "chat": _chat(message.chat_id),
             "from": self.bot_user,
             "text": message.text,
         }

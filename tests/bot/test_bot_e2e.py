@@ -53,10 +53,12 @@ def _ranked_links(text: str) -> list[str]:
 
 
 async def test_start_publishes_command_menu_and_greets(telegram: FakeTelegram, run_bot: BotFactory) -> None:
-    async with run_bot():
+    async with run_bot() as app:
         assert {c["command"] for c in telegram.commands} >= {"recommend", "help", "start", "status", "retrain"}
         greeting = await telegram.ask(USER, "/start")
         assert "/recommend" in greeting.text
+        info = app.bot_data["state"].service.info  # says what is loaded, not "thousands of playlists" on the demo
+        assert f"{info.num_playlists:,} playlists and {info.num_tracks:,} songs" in greeting.text
         help_text = await telegram.ask(USER, "/help")
         assert "/retrain" not in help_text.text  # admin commands are not advertised to everyone
         admin_help = await telegram.ask(ADMIN, "/help")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bot.settings import BotSettings
-from bot.terminal import chat, to_plain
+from bot.terminal import PROMPT, TerminalChat, chat, to_plain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +67,17 @@ def test_python_m_bot_without_token_is_the_terminal_chat(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "/recommend" in result.stdout and "Bye!" in result.stdout
+    # Log lines stay out of the chat: they go to a file beside the model.
+    assert " INFO " not in result.stdout + result.stderr
+    assert "serving model" in (workdir / "terminal.log").read_text()
+
+
+def test_a_message_arriving_while_the_prompt_shows_redraws_the_prompt() -> None:
+    out = io.StringIO()
+    terminal = TerminalChat(out)
+    terminal.prompting = True  # "you> " is on screen, waiting for a line
+    terminal._api_sendmessage({"text": "✅ Retrain done"})
+    assert out.getvalue() == "\r\x1b[K\nbot: ✅ Retrain done\n" + PROMPT
 
 
 def _bot_process(workdir: Path, **env_overrides: str) -> subprocess.Popen[str]:

@@ -17,7 +17,8 @@ from bot.db import RatingStore, StoreConfig, StoreError
 from bot.db.engine import alembic_config, make_engine, migrate
 from bot.db.models import Base
 
-TABLES = {"listeners", "ratings", "requests", "impressions"}
+TABLES = {"listeners", "ratings", "requests", "impressions", "group_members"}
+HEAD = "0003"
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def revision_of(url: str) -> str | None:
 def test_an_empty_file_is_migrated_to_head_at_open(url: str) -> None:
     with RatingStore(url) as store:
         assert store.counts() == (0, 0)
-    assert revision_of(url) == "0002"
+    assert revision_of(url) == HEAD
     plain = create_engine(url)
     assert set(inspect(plain).get_table_names()) == TABLES | {"alembic_version"}
     plain.dispose()
@@ -69,7 +70,7 @@ def test_a_database_at_0001_with_ratings_upgrades_and_keeps_them(url: str, engin
         store.record_request(5, "song", "kept")  # the tables from 0002 work
         store.record_impressions(5, ["kept"])
         assert store.forget(6) == 2
-    assert revision_of(url) == "0002"
+    assert revision_of(url) == HEAD
 
 
 def test_opening_again_runs_no_migration_and_changes_nothing(url: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -78,11 +79,12 @@ def test_opening_again_runs_no_migration_and_changes_nothing(url: str, caplog: p
         store.rate(1, "t1", 1, "forme")
     assert "Running upgrade  -> 0001" in caplog.text
     assert "Running upgrade 0001 -> 0002" in caplog.text
+    assert "Running upgrade 0002 -> 0003" in caplog.text
     caplog.clear()
     with RatingStore(url) as store:
         assert store.ratings_of(1) == {"t1": 1}
     assert "Running upgrade" not in caplog.text
-    assert revision_of(url) == "0002"
+    assert revision_of(url) == HEAD
 
 
 def test_the_models_match_what_the_migrations_build(engine: Engine) -> None:
@@ -103,7 +105,7 @@ def test_every_migration_downgrades_and_upgrades_again(url: str, engine: Engine)
         command.downgrade(alembic_config(connection), "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     migrate(engine)
-    assert revision_of(url) == "0002"
+    assert revision_of(url) == HEAD
 
 
 def test_the_migrations_render_for_postgresql(capsys: pytest.CaptureFixture[str]) -> None:

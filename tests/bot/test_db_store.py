@@ -17,7 +17,13 @@ from bot.db import Rated, RatingStore, Request, StoreConfig, StoreError
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 ALICE, BOB = 111_111_111_111, 222  # Telegram ids exceed 2**31
-TABLES = {"ratings": "listener_id", "requests": "listener_id", "impressions": "listener_id", "listeners": "id"}
+TABLES = {
+    "ratings": "listener_id",
+    "requests": "listener_id",
+    "impressions": "listener_id",
+    "group_members": "listener_id",
+    "listeners": "id",
+}
 
 
 class Clock:
@@ -170,10 +176,12 @@ def test_forget_deletes_every_row_of_the_listener_and_keeps_the_others(store: Ra
         store.rate(listener_id, "t2", -1, "forme")
         store.record_request(listener_id, "song", "t1")
         store.record_impressions(listener_id, ["t1", "t2", "t3"])
-    assert rows_of(url, ALICE) == {"ratings": 2, "requests": 1, "impressions": 3, "listeners": 1}
-    assert store.forget(ALICE) == 7
+        store.note_group_member(-100, listener_id)
+    kept = {"ratings": 2, "requests": 1, "impressions": 3, "group_members": 1, "listeners": 1}
+    assert rows_of(url, ALICE) == kept
+    assert store.forget(ALICE) == 8
     assert rows_of(url, ALICE) == dict.fromkeys(TABLES, 0)
-    assert rows_of(url, BOB) == {"ratings": 2, "requests": 1, "impressions": 3, "listeners": 1}
+    assert rows_of(url, BOB) == kept
     assert store.ratings_of(BOB) == {"t1": 1, "t2": -1}
     assert store.forget(ALICE) == 0  # forgetting twice is harmless
     assert store.export_csv(ALICE).splitlines() == ["record,time,track_id,value,source,kind"]
@@ -271,3 +279,22 @@ def test_first_taps_of_a_new_listener_from_many_threads_at_once(store: RatingSto
         worker.join()
     assert errors == []
     assert store.counts() == (1, 16)
+
+
+def test_a_group_mixes_the_newest_likes_of_its_members_who_rated(store: RatingStore, url: str) -> None:
+    group, other_group = -100, -200
+    for track in ("a1", "a2", "a3"):
+        store.rate(1, track, 1, "forme")
+    store.rate(1, "a-bad", -1, "forme")
+    store.rate(2, "b1", 1, "forme")
+    store.rate(4, "elsewhere", 1, "forme")
+    for member in (1, 2, 3):  # 3 never rated anything
+        store.note_group_member(group, member)
+    store.note_group_member(other_group, 4)
+    store.note_group_member(group, 1)  # seen again: still one membership
+    assert store.group_ratings(group, likes_each=2) == {1: (["a3", "a2"], ["a-bad"]), 2: (["b1"], [])}
+    assert store.group_ratings(other_group, likes_each=2) == {4: (["elsewhere"], [])}
+    assert "group" in {row.split(",")[0] for row in store.export_csv(1).splitlines()}
+    store.forget(1)
+    assert rows_of(url, 1)["group_members"] == 0
+    assert store.group_ratings(group, likes_each=2) == {2: (["b1"], [])}
