@@ -35,6 +35,7 @@ from fake_bot_api import BotCall, ChatMessage, LocalBotAPI  # noqa: E402
 import recsys.demo  # noqa: E402
 
 TOKEN = "777000:bench-token-not-secret"
+ACTIONS = ("answer", "choice", "other", "like", "forme", "inline", "mix")  # the kinds of sample, in table order
 ADMIN = 1
 FIRST_USER = 10_000
 
@@ -96,6 +97,14 @@ async def user_session(
             call, sent_at = await timed_text(api, user_id, "/forme")
             samples.append(Sample(user_id, (call.at - sent_at) * 1000, "forme", windows.active(sent_at)))
             await asyncio.sleep(rng.uniform(*think))
+        if step % 2 == 0:
+            at, answered = await timed_inline(api, user_id, title)
+            samples.append(Sample(user_id, (answered - at) * 1000, "inline", windows.active(at)))
+            await asyncio.sleep(rng.uniform(*think))
+        if step % 5 == 0:
+            call, sent_at = await timed_text(api, user_id, "/mix " + "; ".join(rng.sample(titles, 3)))
+            samples.append(Sample(user_id, (call.at - sent_at) * 1000, "mix", windows.active(sent_at)))
+            await asyncio.sleep(rng.uniform(*think))
 
 
 async def timed_text(api: LocalBotAPI, user_id: int, text: str) -> tuple[BotCall, float]:
@@ -104,6 +113,19 @@ async def timed_text(api: LocalBotAPI, user_id: int, text: str) -> tuple[BotCall
     update_id = await api.send_text(user_id, text)
     call: BotCall = await api.wait_reply(user_id, since=since, timeout=60)
     return call, api.update_sent_at[update_id]
+
+
+async def timed_inline(api: LocalBotAPI, user_id: int, text: str) -> tuple[float, float]:
+    """An inline query; (when it was queued, when the bot's answerInlineQuery arrived)."""
+    since = api.mark()
+    query_id = await api.send_inline_query(user_id, text)
+    sent_at = api.update_sent_at[max(api.update_sent_at)]
+    call = await api.wait_for(
+        lambda c: c.method == "answerInlineQuery" and c.params.get("inline_query_id") == query_id,
+        since=since,
+        timeout=60,
+    )
+    return sent_at, call.at
 
 
 async def timed_tap(api: LocalBotAPI, message: ChatMessage, data: str) -> tuple[float, float]:
@@ -172,8 +194,8 @@ def summarise(name: str, samples: list[Sample]) -> str:
     lat = [s.latency_ms for s in samples]
     if not lat:
         return f"| {name} | 0 | | | | | | |"
-    kinds = {k: sum(s.kind == k for s in samples) for k in ("answer", "choice", "other", "like", "forme")}
-    counts = f"{kinds['answer']}/{kinds['choice']}/{kinds['other']}/{kinds['like']}/{kinds['forme']}"
+    kinds = {k: sum(s.kind == k for s in samples) for k in ACTIONS}
+    counts = "/".join(str(kinds[k]) for k in ACTIONS)
     return (
         f"| {name} | {len(lat)} | {percentile(lat, 50):.1f} | {percentile(lat, 90):.1f} | {percentile(lat, 99):.1f} "
         f"| {max(lat):.1f} | {statistics.fmean(lat):.1f} | {counts} |"
@@ -183,7 +205,13 @@ def summarise(name: str, samples: list[Sample]) -> str:
 def phase_rows(name: str, samples: list[Sample]) -> list[str]:
     """All actions of a phase, then each kind of action alone."""
     rows = [summarise(name, samples)]
-    for label, kinds in (("/recommend", ("answer", "choice", "other")), ("👍 tap", ("like",)), ("/forme", ("forme",))):
+    for label, kinds in (
+        ("/recommend", ("answer", "choice", "other")),
+        ("👍 tap", ("like",)),
+        ("/forme", ("forme",)),
+        ("inline query", ("inline",)),
+        ("/mix", ("mix",)),
+    ):
         rows.append(summarise(f"… {label}", [s for s in samples if s.kind in kinds]))
     return rows
 
@@ -291,16 +319,18 @@ async def main_async(args: argparse.Namespace) -> str:
         "the tests' fake Telegram (tests/bot/fake_bot_api.py) over HTTP on 127.0.0.1",
         f"- load: {args.users} users x {args.per_user} `/recommend <song>` each (random catalogue songs, half as "
         f'"title - artist", half title only, so some answers are "which one?" buttons), after each direct answer '
-        "a 👍 on one of its songs, and every third song a `/forme`; think time "
+        "a 👍 on one of its songs, every second song the same as an inline query, every third a `/forme`, every "
+        "fifth a `/mix` of three of the user's songs; think time "
         f"{args.think_min}-{args.think_max} s, ~{total_rate:.0f} updates/s offered",
         "- latency: update queued at the fake server -> the bot's reply arriving there (includes long-poll "
         "pickup, fuzzy search, ranking, formatting, outgoing flood control); for a 👍 tap, until its confirmation "
-        "pop-up, which the bot sends after the rating is committed",
+        "pop-up, which the bot sends after the rating is committed; for an inline query, until answerInlineQuery; for "
+        "a mix, until its message (its two files follow)",
         f"- during retrain: admin `/retrain` back to back ({retrains} completed) in the child process; "
         f"{len(during)} of {len(busy)} requests were sent while one ran",
         "",
         "<!-- begin latency -->",
-        "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other/👍/forme |",
+        "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other/👍/forme/inline/mix |",
         "|---|---|---|---|---|---|---|---|",
         *phase_rows("idle", idle),
         *phase_rows("during retrain", during or busy),
