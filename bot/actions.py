@@ -37,6 +37,14 @@ class AdminRetrain:
 
 
 @dataclass(frozen=True)
+class Why:
+    """The "why these?" picture of the page of songs like `track_id` starting at `offset`."""
+
+    track_id: str
+    offset: int
+
+
+@dataclass(frozen=True)
 class Rate:
     """👍 (+1) or 👎 (-1) on a listed song; `source` is the answer it was listed in (seed track_id or FOR_ME)."""
 
@@ -72,7 +80,7 @@ class Forget:
     confirmed: bool
 
 
-Action = Pick | More | NoneOfThese | AdminRetrain | Rate | Unlike | LikesPage | ForMe | Forget
+Action = Pick | More | NoneOfThese | AdminRetrain | Why | Rate | Unlike | LikesPage | ForMe | Forget
 
 
 def is_page(offset: int) -> bool:
@@ -87,6 +95,8 @@ def encode(action: Action) -> str:
             data = f"p:{track_id}"
         case More(track_id, offset):
             data = f"m:{track_id}:{offset}"
+        case Why(track_id, offset):
+            data = f"w:{track_id}:{offset}"
         case NoneOfThese():
             data = "n"
         case AdminRetrain():
@@ -124,6 +134,10 @@ def decode(data: str | None) -> Action | None:
         track_id, _, offset = rest.rpartition(":")
         number = _number(offset)
         return More(track_id, number) if track_id and number is not None and is_page(number) else None
+    if kind == "w" and rest:
+        track_id, _, offset = rest.rpartition(":")
+        number = _number(offset)
+        return Why(track_id, number) if track_id and number is not None and is_page(number) else None
     if kind == "r":
         sign, _, rated = rest.partition(":")
         track_id, _, source = rated.partition(":")

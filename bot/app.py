@@ -262,6 +262,7 @@ async def _post_init(application: Application) -> None:
     state = cast(BotState, application.bot_data["state"])
     if not state.service.ready:
         await state.service.start()
+    await state.service.warm_up()
     await application.bot.set_my_commands(list(COMMANDS))
     schedule_retraining(application)
     if application.job_queue is not None and state.store is not None:

@@ -21,6 +21,7 @@ from bot.actions import (  # noqa: F401  (callback data is bot.actions'; handler
     NoneOfThese,
     Pick,
     Rate,
+    Why,
     decode,
     encode,
     is_page,
@@ -112,9 +113,11 @@ def answer_keyboard(
     """👍/👎 for each listed song (ranks next_offset - PAGE_SIZE + 1 ...), and "more like this" while there is a
     next page."""
     rows = rating_rows(tracks, next_offset - PAGE_SIZE + 1, seed_id, ratings or {})
+    why = button("📊 Why these?", Why(seed_id, next_offset - PAGE_SIZE)) if tracks else None
     more = button("More like this ▸", More(seed_id, next_offset)) if has_more and is_page(next_offset) else None
-    if more is not None:
-        rows.append([more])
+    last = [b for b in (why, more) if b is not None]
+    if last:
+        rows.append(last)
     return InlineKeyboardMarkup(rows) if rows else None
 
 
@@ -136,7 +139,7 @@ def rating_rows(
 
 
 def without_more(markup: InlineKeyboardMarkup) -> InlineKeyboardMarkup | None:
-    """The keyboard without its "more like this" button (the rating buttons stay)."""
+    """The keyboard without its "more like this" button (the rating buttons and "why these?" stay)."""
     rows = [
         [b for b in row if not isinstance(decode(b.callback_data if isinstance(b.callback_data, str) else None), More)]
         for row in markup.inline_keyboard
@@ -241,6 +244,7 @@ EXPIRED = "⌛ This button has expired (the catalogue changed since). Send /reco
 NOT_ADMIN = "Sorry, only the bot's admins can do that."
 RATE_LIMITED = "🐢 You are going a bit fast. Please wait a few seconds and try again."
 STARTING = "I am still loading the model; please try again in a moment."
+WHY_CAPTION = "📊 How {seed} sounds beside the songs I recommended for it."
 APOLOGY = "😵 Sorry, something went wrong on my side. The admins have been told; please try again."
 
 

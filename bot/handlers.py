@@ -9,14 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import cast
 
-from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 
 import recsys
 from bot import formatting as fmt
 from bot import personal, personal_handlers
-from bot.actions import AdminRetrain, Forget, ForMe, LikesPage, Rate, Unlike
+from bot.actions import AdminRetrain, Forget, ForMe, LikesPage, Rate, Unlike, Why
 from bot.db import StoreError
 from bot.service import RetrainBusyError, RetrainOutcome
 from bot.state import BotState, edit, require_admin, state_of
@@ -210,6 +210,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     match action:
         case AdminRetrain():
             await _retrain_button(update, context)
+        case Why():
+            await _why_button(query, context, action)
         case Rate():
             await personal_handlers.rate(update, context, action)
         case Unlike() | LikesPage():
@@ -234,6 +236,23 @@ async def _retrain_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     reply = await _start_retrain(context.application, chat_id)
     await query.answer("Retraining…" if reply == fmt.RETRAIN_STARTED else "Already running")
     await context.bot.send_message(chat_id, reply)
+
+
+async def _why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action: Why) -> None:
+    """The "why these?" picture: the asked song's audio profile beside its recommendations', as a photo."""
+    state = state_of(context)
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    try:
+        seed = await state.service.track(action.track_id)
+        png = await state.service.why_these(action.track_id, fmt.PAGE_SIZE, action.offset)
+    except recsys.UnknownTrackError:
+        state.counts["expired_buttons"] += 1
+        await query.answer(fmt.EXPIRED, show_alert=True)
+        return
+    await query.answer()
+    state.counts["pictures"] += 1
+    caption = fmt.WHY_CAPTION.format(seed=f"<b>{fmt.esc(fmt.clip(seed.name, 60))}</b>")
+    await context.bot.send_photo(chat_id, InputFile(png, filename="why-these.png"), caption=caption)
 
 
 async def _song_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE, action: fmt.Action | None) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import gc
 import logging
 import time
 from collections.abc import Mapping
@@ -138,6 +139,20 @@ class MusicService:
             raise recsys.TrainingError(f"could not train the first model from {self.data_path}: {outcome.error}")
         return self._snapshot.info
 
+    async def warm_up(self) -> None:
+        """Draw one picture (the first costs imports and fonts) and freeze what start-up allocated out of the garbage
+        collector's sight: a full collection over the model's millions of objects stalls every answer for ~200 ms."""
+        if len(self.snapshot.track_ids):
+            await self.why_these(str(self.snapshot.track_ids[0]), 3)
+        gc.freeze()
+
+    def _swap(self, snapshot: recsys.Snapshot) -> None:
+        """Serve another snapshot: one reference, read once by every query; the old one becomes collectable."""
+        gc.unfreeze()
+        self._snapshot = snapshot
+        gc.collect()
+        gc.freeze()
+
     async def close(self) -> None:
         """Stop a running retrain (its process ends within seconds); the serving model stays as it is."""
         task = self._task
@@ -225,6 +240,19 @@ class MusicService:
             snapshot.recommend_for_ratings, likes, dislikes, k, listener_id=listener_id, shown=shown
         )
 
+    async def why_these(self, track_id: str, k: int, offset: int = 0) -> bytes:
+        """The "why these?" PNG of the page of songs like `track_id` (ranks offset+1 .. offset+k), drawn in a thread."""
+        snapshot = self.snapshot
+
+        def draw() -> bytes:
+            from bot.picture import render_profile
+
+            seed = snapshot.track(track_id)
+            tracks = snapshot.similar_tracks(track_id, offset + k)[offset:]
+            return render_profile(seed, tracks, snapshot.audio_profile([track_id, *(t.track_id for t in tracks)]))
+
+        return await asyncio.to_thread(draw)
+
     async def track(self, track_id: str) -> recsys.Track:
         """Metadata of one track; raises recsys.UnknownTrackError when the catalogue lacks it."""
         return self.snapshot.track(track_id)
@@ -258,7 +286,7 @@ class MusicService:
                 outcome = RetrainOutcome("unchanged", self._snapshot.info if self._snapshot else None, previous)
             else:
                 snapshot = await self._train_and_promote()
-                self._snapshot = snapshot  # the swap: one reference, read once by every query
+                self._swap(snapshot)
                 self._failed = None
                 log.info("retrained: serving %s (was %s)", snapshot.info.version, previous)
                 outcome = RetrainOutcome("swapped", snapshot.info, previous, seconds=time.perf_counter() - started)

@@ -1,7 +1,10 @@
-"""Explanations: a short reason per recommended track for why it follows from the tracks it was asked for."""
+"""Explanations: a short reason per recommended track for why it follows from the tracks it was asked for, and the
+audio profiles (z-scores over the catalogue) that show it."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +16,8 @@ if TYPE_CHECKING:
 REASON_FEATURES = ("danceability", "energy", "valence", "acousticness", "tempo")
 # Standardised distance under which two tracks count as close in a feature (half a standard deviation).
 CLOSE_GAP = 0.5
+# Per snapshot, its catalogue's (mean, standard deviation) per audio column: read-only data, computed once.
+_CATALOGUE_SOUND: weakref.WeakKeyDictionary[Snapshot, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
 def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray) -> list[str | None]:
@@ -40,6 +45,27 @@ def liked_reasons(snap: Snapshot, picks: list[int], likes: np.ndarray) -> list[s
         return [None] * len(picks)
     closest = likes[np.argmax(snap.track_z[picks] @ snap.track_z[likes].T, axis=1)]  # [len(picks)] rows
     return [f"because you liked {snap.track_names[i]} — {snap.track_artists[i]}" for i in closest.tolist()]
+
+
+def audio_profile(snap: Snapshot, rows: Mapping[str, int]) -> dict[str, dict[str, float]]:
+    """Per track id (-> row), each of REASON_FEATURES as a z-score over the whole catalogue: 0 is the typical song, +1
+    one standard deviation above it."""
+    centre, spread = _catalogue_sound(snap)
+    z = (snap.audio[list(rows.values())] - centre) / spread  # [len(rows), len(REASON_FEATURES)]
+    return {t: dict(zip(REASON_FEATURES, row, strict=True)) for t, row in zip(rows, z.tolist(), strict=True)}
+
+
+def _catalogue_sound(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each audio column, once per snapshot (66 ms for a million tracks).
+
+    Snapshot.audio is standardised already unless the model scaled min-max (design_gcn); standardising it again
+    makes both read alike, as a z-score survives any per-column scaling."""
+    found = _CATALOGUE_SOUND.get(snap)
+    if found is None:
+        spread = snap.audio.std(axis=0, dtype=np.float64)  # [len(REASON_FEATURES)]
+        found = snap.audio.mean(axis=0, dtype=np.float64), np.where(spread > 1e-8, spread, 1.0)  # constant: all 0
+        _CATALOGUE_SOUND[snap] = found
+    return found
 
 
 def _closest_features(centre: np.ndarray, audio: np.ndarray) -> str | None:

@@ -275,6 +275,11 @@ class Snapshot:
         """Metadata of one track (score 0)."""
         return self.result(self._idx(track_id), 0.0)
 
+    def audio_profile(self, track_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per track id, its sound (recsys.explain.REASON_FEATURES) as z-scores over the catalogue: 0 is the typical
+        song, +1 one standard deviation above it. UnknownTrackError for an id the catalogue lacks."""
+        return explain.audio_profile(self, {t: self._idx(t) for t in track_ids})
+
     def playlist_tracks(self, playlist_id: str) -> list[str]:
         """Track ids of a training playlist."""
         return [str(self.track_ids[i]) for i in self.playlist_rows(self._playlist_idx(playlist_id))]

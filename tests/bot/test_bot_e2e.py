@@ -92,7 +92,8 @@ async def test_clear_match_answers_directly_with_ten_linked_songs(
         ranked = _ranked_links(reply.text)
         assert len(ranked) == 10 and len(set(ranked)) == 10 and seed_id not in ranked
         assert [int(n) for n in re.findall(r"^(\d+)\. ", reply.text, re.M)] == list(range(1, 11))
-        *ratings, (label, data) = reply.buttons()
+        *ratings, (why, _), (label, data) = reply.buttons()
+        assert why == "📊 Why these?"
         assert "More like this" in label and len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
         # 👍n and 👎n for each of the ten songs, numbered like the list.
         assert [b for b, _ in ratings] == [f"{m}{n}" for n in range(1, 11) for m in ("👍", "👎")]
@@ -104,7 +105,10 @@ async def test_clear_match_answers_directly_with_ten_linked_songs(
         assert page2.message_id != reply.message_id
         assert [int(n) for n in re.findall(r"^(\d+)\. ", page2.text, re.M)] == list(range(11, 21))
         assert not set(_ranked_links(page2.text)) & set(ranked)
-        assert telegram.messages[(USER, reply.message_id)].buttons() == ratings
+        assert [b for b, _ in telegram.messages[(USER, reply.message_id)].buttons()] == [
+            *(b for b, _ in ratings),
+            "📊 Why these?",
+        ]
         assert [b for b, _ in page2.buttons()][:2] == ["👍11", "👎11"]
 
 

@@ -148,3 +148,22 @@ async def test_inline_query_of_nothing_answers_with_no_results(telegram: FakeTel
         query_id = await telegram.send_inline_query(USER, " ")
         await telegram.wait_for(lambda c: c.method == "answerInlineQuery" and c.ok)
         assert telegram.inline_answers[query_id] is not None and telegram.inline_answers[query_id]["results"] == []
+
+
+async def test_why_these_sends_the_picture_of_the_page(
+    telegram: FakeTelegram, run_bot: BotFactory, demo_csv: Path
+) -> None:
+    song = _unique(demo_csv, 2)
+    async with run_bot():
+        answer = await telegram.ask(USER, song["track_name"])
+        *_, (why_label, why), (more_label, _) = answer.buttons()
+        assert why_label == "📊 Why these?" and more_label.startswith("More like this")
+        since = telegram.mark()
+        await telegram.tap(answer, why)
+        await telegram.wait_for(lambda c: c.method == "sendPhoto" and c.ok, since=since, timeout=30)
+    [(chat_id, filename, png)] = telegram.photos
+    assert chat_id == USER and filename.endswith(".png") and png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert (width, height) == (1000, 700)
+    caption = next(c for c in telegram.calls if c.method == "sendPhoto").params["caption"]
+    assert song["track_name"] in caption
