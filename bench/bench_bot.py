@@ -35,7 +35,16 @@ from fake_bot_api import BotCall, ChatMessage, LocalBotAPI  # noqa: E402
 import recsys.demo  # noqa: E402
 
 TOKEN = "777000:bench-token-not-secret"
-ACTIONS = ("answer", "choice", "other", "like", "forme", "inline", "mix")  # the kinds of sample, in table order
+ACTIONS = (
+    "answer",
+    "choice",
+    "other",
+    "like",
+    "forme",
+    "inline",
+    "mix",
+    "picture",
+)  # the kinds of sample, in table order
 ADMIN = 1
 FIRST_USER = 10_000
 
@@ -93,6 +102,11 @@ async def user_session(
                 at, confirmed = await timed_tap(api, message, rng.choice(likes))
                 samples.append(Sample(user_id, (confirmed - at) * 1000, "like", windows.active(at)))
                 await asyncio.sleep(rng.uniform(*think))
+            why = [data for label, data in message.buttons() if label.startswith("📊")]
+            if why and step % 4 == 0:
+                at, sent = await timed_picture(api, message, why[0], user_id)
+                samples.append(Sample(user_id, (sent - at) * 1000, "picture", windows.active(at)))
+                await asyncio.sleep(rng.uniform(*think))
         if step % 3 == 0:
             call, sent_at = await timed_text(api, user_id, "/forme")
             samples.append(Sample(user_id, (call.at - sent_at) * 1000, "forme", windows.active(sent_at)))
@@ -125,6 +139,15 @@ async def timed_inline(api: LocalBotAPI, user_id: int, text: str) -> tuple[float
         since=since,
         timeout=60,
     )
+    return sent_at, call.at
+
+
+async def timed_picture(api: LocalBotAPI, message: ChatMessage, data: str, user_id: int) -> tuple[float, float]:
+    """Tap "why these?"; (when the tap was queued, when the bot's photo arrived)."""
+    since = api.mark()
+    await api.tap(message, data)
+    sent_at = api.update_sent_at[max(api.update_sent_at)]
+    call = await api.wait_for(lambda c: c.method == "sendPhoto" and c.chat_id == user_id, since=since, timeout=60)
     return sent_at, call.at
 
 
@@ -202,18 +225,32 @@ def summarise(name: str, samples: list[Sample]) -> str:
     )
 
 
+SEPARATE = ("mix", "picture")  # reported on their own rows, outside the phase's p99 (as the targets say)
+
+
+def core(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if s.kind not in SEPARATE]
+
+
 def phase_rows(name: str, samples: list[Sample]) -> list[str]:
-    """All actions of a phase, then each kind of action alone."""
-    rows = [summarise(name, samples)]
+    """The phase's actions but mixes and pictures, then each kind of action alone."""
+    rows = [summarise(f"{name} (all but mix and picture)", core(samples))]
     for label, kinds in (
         ("/recommend", ("answer", "choice", "other")),
         ("👍 tap", ("like",)),
         ("/forme", ("forme",)),
         ("inline query", ("inline",)),
         ("/mix", ("mix",)),
+        ("📊 picture", ("picture",)),
     ):
         rows.append(summarise(f"… {label}", [s for s in samples if s.kind in kinds]))
     return rows
+
+
+def met(samples: list[Sample], limit_ms: float) -> str:
+    if not samples:
+        return "not measured"
+    return "met" if percentile([s.latency_ms for s in samples], 99) <= limit_ms else "MISSED"
 
 
 def write_row(name: str, ms: list[float]) -> str:
@@ -320,17 +357,17 @@ async def main_async(args: argparse.Namespace) -> str:
         f"- load: {args.users} users x {args.per_user} `/recommend <song>` each (random catalogue songs, half as "
         f'"title - artist", half title only, so some answers are "which one?" buttons), after each direct answer '
         "a 👍 on one of its songs, every second song the same as an inline query, every third a `/forme`, every "
-        "fifth a `/mix` of three of the user's songs; think time "
+        "fifth a `/mix` of three of the user's songs, every fourth direct answer's \"why these?\" picture; think time "
         f"{args.think_min}-{args.think_max} s, ~{total_rate:.0f} updates/s offered",
         "- latency: update queued at the fake server -> the bot's reply arriving there (includes long-poll "
         "pickup, fuzzy search, ranking, formatting, outgoing flood control); for a 👍 tap, until its confirmation "
         "pop-up, which the bot sends after the rating is committed; for an inline query, until answerInlineQuery; for "
-        "a mix, until its message (its two files follow)",
+        "a mix, until its message (its two files follow); for a picture, until the photo arrives",
         f"- during retrain: admin `/retrain` back to back ({retrains} completed) in the child process; "
         f"{len(during)} of {len(busy)} requests were sent while one ran",
         "",
         "<!-- begin latency -->",
-        "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other/👍/forme/inline/mix |",
+        "| phase | n | p50 ms | p90 ms | p99 ms | max ms | mean ms | answer/choice/other/👍/forme/inline/mix/picture |",
         "|---|---|---|---|---|---|---|---|",
         *phase_rows("idle", idle),
         *phase_rows("during retrain", during or busy),
@@ -342,9 +379,9 @@ async def main_async(args: argparse.Namespace) -> str:
         "synchronous=FULL: each rating is fsynced before the call returns): 1,000 in a row, then 50 threads "
         "writing 20 each at the same moment (SQLite has one writer at a time, so they queue).",
         "",
-        f"Targets: p99 <= 150 ms idle ({'met' if percentile([s.latency_ms for s in idle], 99) <= 150 else 'MISSED'}), "
-        f"<= 300 ms during a retrain "
-        f"({'met' if percentile([s.latency_ms for s in during or busy], 99) <= 300 else 'MISSED'}). "
+        f"Targets: p99 <= 150 ms idle ({met(core(idle), 150)}), <= 300 ms during a retrain "
+        f"({met(core(during or busy), 300)}); pictures p99 <= 300 ms "
+        f"({met([s for s in idle + busy if s.kind == 'picture'], 300)}). "
         f"Rating write p99 <= 20 ms ({'met' if percentile(writes, 99) <= 20 else 'MISSED'}). "
         f"Token in the bot's log: {'YES (bug)' if token_leaked else 'no'}.",
     ]
