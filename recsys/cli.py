@@ -79,7 +79,9 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
     snap = recsys.load(_model_dir(args.model))
     resolution = recsys.resolve(snap, args.song)
-    if resolution.kind == "none" or (args.pick is not None and args.pick > len(resolution.hits)):
+    # A clear answer's other versions and namesakes can be picked too: --pick 2 is the first of them.
+    choices = (*resolution.hits, *resolution.others)
+    if resolution.kind == "none" or (args.pick is not None and args.pick > len(choices)):
         print(f"no song matches {args.song!r}", file=sys.stderr)
         for h in resolution.hits:
             print(f"  closest: {h.track.name} — {h.track.artist} [{h.match:.0f}]", file=sys.stderr)
@@ -89,9 +91,13 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         for n, h in enumerate(resolution.hits, 1):
             print(f"  {n}. {h.track.name} — {h.track.artist} ({h.track.album}) [{h.match:.0f}] {h.track.track_id}")
         return 2
-    chosen = resolution.hits[(args.pick or 1) - 1].track
+    chosen = choices[(args.pick or 1) - 1].track
     print(f"songs like {chosen.name} — {chosen.artist}:")
     _print_tracks(snap.similar_tracks(chosen.track_id, k=args.k))
+    if resolution.kind == "match" and args.pick is None and resolution.others:
+        print("other versions (--pick N):")
+        for n, h in enumerate(resolution.others, 2):
+            print(f"  {n}. {h.track.name} — {h.track.artist} ({h.track.album}) {h.track.track_id}")
     return 0
 
 

@@ -25,11 +25,12 @@ _VERSION_SUFFIX = re.compile(r" - | \(| \[")
 
 
 def fold(text: str) -> str:
-    """Lower case, punctuation to spaces, accents dropped: "Señorita" and "senorita" are the same word."""
+    """Lower case, punctuation to single spaces, accents dropped: "Señorita" and "senorita" are the same word, and
+    "Ironic - 2015 Remaster" is "ironic 2015 remaster" (one space, as people type it)."""
     if text.isascii():  # nothing to decompose: the common case, and 5x faster (a snapshot folds every name)
-        return utils.default_process(text)
+        return " ".join(utils.default_process(text).split())
     decomposed = unicodedata.normalize("NFKD", text)
-    return utils.default_process("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+    return " ".join(utils.default_process("".join(ch for ch in decomposed if not unicodedata.combining(ch))).split())
 
 
 def words(text: str) -> str:
@@ -48,13 +49,18 @@ def base_title(title: str) -> str:
     return _VERSION_SUFFIX.split(title, maxsplit=1)[0]
 
 
+def title_key(title: str) -> str:
+    """The same title: the base title up to case, accents, punctuation and spacing ("Home", "home!", "Home - Live")."""
+    return fold(base_title(title))
+
+
 def song_key(title: str, artist: str) -> str:
     """The same song: the same base title and the same artist, up to case, accents, punctuation and spacing.
 
     A single, an album track, a remaster and a live version are versions of one song; every list the product
     shows (and every list the evaluation scores) holds at most one of them.
     """
-    return " ".join(fold(base_title(title)).split()) + "\x1f" + " ".join(fold(artist).split())
+    return title_key(title) + "\x1f" + fold(artist)
 
 
 def song_groups(titles: Sequence[str], artists: Sequence[str]) -> np.ndarray:
@@ -80,15 +86,8 @@ def name_scores(query: str, names: Sequence[str]) -> np.ndarray:
         return process.cdist(queries, names, scorer=scorer, dtype=np.float32)
 
     score = np.maximum(cdist([query], fuzz.ratio)[0], 0.95 * cdist([query], fuzz.token_sort_ratio)[0])
-    lengths = np.array([len(n) for n in names], dtype=np.float32)
-    length_ratio = np.maximum(lengths, len(query)) / np.maximum(np.minimum(lengths, len(query)), 1)
-    # Unlike WRatio, a query a little shorter than the name also gets the partial alignment: "dance monkey
-    # tones" lies whole inside "dance monkey tones and i".
-    partial_ok = (length_ratio >= 1.5) | (lengths > len(query))
-    partial = np.where(length_ratio < 8, 0.9, 0.6) * cdist([query], fuzz.partial_ratio)[0]
-    score = np.where(partial_ok, np.maximum(score, partial), score)
-    # A name that accounts for every word of the query beats one that matches only part of it: "bad guy billie"
-    # names Billie Eilish's song better than another artist's "Bad Guy".
+    # How many query words the name holds: a name that accounts for every word of the query beats one that matches
+    # only part of it ("bad guy billie" names Billie Eilish's song better than another artist's "Bad Guy").
     query_words = query.split()
     name_tokens = [set(n.split()) for n in names]
     vocab = sorted(set().union(*name_tokens))
@@ -96,6 +95,15 @@ def name_scores(query: str, names: Sequence[str]) -> np.ndarray:
     matches = [{vocab[v] for v in np.flatnonzero(row)} for row in similar] if similar is not None else []
     covered = np.array([sum(not m.isdisjoint(toks) for m in matches) for toks in name_tokens], dtype=np.float32)
     covered /= len(query_words)  # [n] share of query words found, each up to a typo, among the name's words
+    lengths = np.array([len(n) for n in names], dtype=np.float32)
+    length_ratio = np.maximum(lengths, len(query)) / np.maximum(np.minimum(lengths, len(query)), 1)
+    # Unlike WRatio, a query a little shorter than the name also gets the partial alignment: "dance monkey
+    # tones" lies whole inside "dance monkey tones and i". A name much shorter than the query aligns inside it only
+    # when it holds one of the query's words: "x" lies inside "qwxzv" and "fg" inside "asdfgh" (WRatio gives both
+    # 81-90), yet neither is what someone mashing the keyboard meant.
+    partial_ok = (lengths > len(query)) | ((length_ratio >= 1.5) & (covered > 0))
+    partial = np.where(length_ratio < 8, 0.9, 0.6) * cdist([query], fuzz.partial_ratio)[0]
+    score = np.where(partial_ok, np.maximum(score, partial), score)
     out: np.ndarray = (score * (0.9 + 0.1 * covered)).astype(np.float32)
     out[lengths == 0] = 0.0
     return out
@@ -121,6 +129,15 @@ class NameSearch:
         self.titles = [fold(t) for t in titles]
         self.artists = [fold(a) for a in artists]
         self.combined = [f"{t} {a}" for t, a in zip(self.titles, self.artists, strict=True)]
+        # Titles without their version suffix: "ironic" names "Ironic - 2015 Remaster" and "mona lisa" names "Mona Lisa
+        # (feat. Kendrick Lamar)" as well as a plain title (the full names score ~45 and drop out of stage one).
+        # Rows without a suffix share the full name's string, so this costs a list, not a second copy of the names.
+        self.suffixed = np.array([_has_suffix(t) for t in titles], dtype=bool)  # [n]
+        self.bases = list(self.titles)
+        self.bases_combined = list(self.combined)
+        for i in np.flatnonzero(self.suffixed).tolist():
+            self.bases[i] = fold(base_title(titles[i]))
+            self.bases_combined[i] = f"{self.bases[i]} {self.artists[i]}"
         self.popularity = popularity
         self.songs = songs
         config = config or NameIndexConfig()
@@ -147,15 +164,17 @@ class NameSearch:
         return [(i, match[i]) for i in picks if match[i] > 0]
 
     def _rough(self, query: str, rows: np.ndarray | None) -> np.ndarray:
-        """Stage one: the rows (all when None) whose title, "title artist" or artist is closest by plain ratio."""
+        """Stage one: the rows (all when None) whose title (without a version suffix), "title artist" or artist is
+        closest by plain ratio."""
         fields: tuple[list[str], ...]
+        every = (self.bases, self.combined, self.bases_combined, self.artists)  # a suffixed title is in `combined`
         if rows is None:
-            fields = (self.titles, self.combined, self.artists)
+            fields = every
             # Only a large catalogue's query that shares no word with any name scans everything: use workers then.
             workers = 1 if self.index is None else -1
         else:
             idx = rows.tolist()
-            fields = tuple([names[i] for i in idx] for names in (self.titles, self.combined, self.artists))
+            fields = tuple([names[i] for i in idx] for names in every)
             workers = 1  # thousands of names take well under a millisecond, less than starting worker threads
         rough = np.zeros(len(fields[0]), dtype=np.uint8)
         for names in fields:
@@ -166,16 +185,28 @@ class NameSearch:
         return top if rows is None else rows[top]
 
     def _precise(self, query: str, rows: np.ndarray) -> np.ndarray:
-        """How well the query names each row: title, "title artist", "artist title", or (less) artist. [n]"""
-        idx = rows.tolist()
-        titles = [self.titles[i] for i in idx]
-        artists = [self.artists[i] for i in idx]
+        """How well the query names each row: title, "title artist", "artist title", or (less) artist; a suffixed
+        title also without its suffix, so a version suffix costs nothing. [n]"""
+        best = self._forms(query, rows.tolist(), self.titles, self.combined)
+        best = np.maximum(best, 0.9 * name_scores(query, [self.artists[i] for i in rows.tolist()]))
+        suffixed = np.flatnonzero(self.suffixed[rows])
+        if len(suffixed):
+            base = self._forms(query, rows[suffixed].tolist(), self.bases, self.bases_combined)
+            best[suffixed] = np.maximum(best[suffixed], base)
+        return best
+
+    def _forms(self, query: str, idx: list[int], titles: list[str], combined: list[str]) -> np.ndarray:
+        """The best of title, "title artist" and "artist title" for rows idx. [len(idx)]"""
         return np.max(
             [
-                name_scores(query, titles),
-                name_scores(query, [self.combined[i] for i in idx]),
-                name_scores(query, [f"{a} {t}" for a, t in zip(artists, titles, strict=True)]),
-                0.9 * name_scores(query, artists),
+                name_scores(query, [titles[i] for i in idx]),
+                name_scores(query, [combined[i] for i in idx]),
+                name_scores(query, [f"{self.artists[i]} {titles[i]}" for i in idx]),
             ],
             axis=0,
         )
+
+
+def _has_suffix(title: str) -> bool:
+    """Whether base_title would cut something off (cheap: most titles have no " - ", " (" or " [")."""
+    return (" - " in title or " (" in title or " [" in title) and base_title(title) != title

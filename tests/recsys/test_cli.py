@@ -44,6 +44,31 @@ def test_ambiguous_name_lists_candidates_with_exit_2(model_dir: Path) -> None:
     assert picked.returncode == 0 and "songs like Home" in picked.stdout
 
 
+def test_a_clear_answer_lists_the_other_version_and_pick_2_takes_it(
+    model_dir: Path, demo_catalog: recsys.Catalog
+) -> None:
+    # The demo catalogue releases one song twice (single and album): one answer, the other version one pick away.
+    seen: dict[tuple[str, str], str] = {}
+    for tid, name, artist in zip(
+        demo_catalog.track_ids.tolist(),
+        demo_catalog.track_names.tolist(),
+        demo_catalog.track_artists.tolist(),
+        strict=True,
+    ):
+        if (name, artist) in seen:
+            first, reissue, query = seen[(name, artist)], tid, f"{name} {artist}"
+            break
+        seen[(name, artist)] = tid
+    done = musicrec("recommend", query, "--model", str(model_dir), "-k", "3")
+    assert done.returncode == 0, done.stderr
+    others = done.stdout.split("other versions (--pick N):\n")[1]
+    assert (first in others) != (reissue in others)  # the answer is not among its own other versions
+    assert others.startswith(f"  2. {name} — {artist} ")  # the same song, more popular than any namesake
+    picked = musicrec("recommend", query, "--pick", "2", "--model", str(model_dir), "-k", "3")
+    assert picked.returncode == 0 and f"songs like {name} — {artist}" in picked.stdout
+    assert "other versions" not in picked.stdout
+
+
 def test_similar_and_playlist(model_dir: Path, demo_catalog: recsys.Catalog) -> None:
     done = musicrec("similar", "--track-id", str(demo_catalog.track_ids[1]), "-k", "3", "--model", str(model_dir))
     assert done.returncode == 0 and done.stdout.count("open.spotify.com") == 3
