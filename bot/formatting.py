@@ -109,10 +109,16 @@ def answer_keyboard(
     has_more: bool,
     tracks: Sequence[recsys.Track] = (),
     ratings: Mapping[str, int] | None = None,
+    others: Sequence[recsys.SearchHit] = (),
 ) -> InlineKeyboardMarkup | None:
-    """👍/👎 for each listed song (ranks next_offset - PAGE_SIZE + 1 ...), and "more like this" while there is a
-    next page."""
+    """👍/👎 for each listed song (ranks next_offset - PAGE_SIZE + 1 ...), the other versions of the asked song one
+    tap away ("↪ Title — Artist (album)"), "why these?", and "more like this" while there is a next page."""
     rows = rating_rows(tracks, next_offset - PAGE_SIZE + 1, seed_id, ratings or {})
+    for hit in others:
+        t = hit.track
+        other = button(f"↪ {t.name} — {t.artist}" + (f" ({t.album})" if t.album else ""), Pick(t.track_id))
+        if other is not None:
+            rows.append([other])
     why = button("📊 Why these?", Why(seed_id, next_offset - PAGE_SIZE)) if tracks else None
     more = button("More like this ▸", More(seed_id, next_offset)) if has_more and is_page(next_offset) else None
     last = [b for b in (why, more) if b is not None]

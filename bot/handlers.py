@@ -87,7 +87,8 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
     state.counts[f"search_{resolution.kind}"] += 1
     if resolution.kind == "match":
         user_id = message.from_user.id if message.from_user else message.chat_id
-        text, markup, shown = await _page(state, user_id, seed, tracks, 0, message.chat.type == "private")
+        private = message.chat.type == "private"
+        text, markup, shown = await _page(state, user_id, seed, tracks, 0, private, resolution.others)
         await message.reply_text(text, reply_markup=markup)
         if message.from_user is not None:
             await personal_handlers.remember(state, message.from_user.id, "song", seed.track_id, shown)
@@ -102,7 +103,13 @@ async def _answer_song(message: Message, query: str, context: ContextTypes.DEFAU
 
 
 async def _page(
-    state: BotState, user_id: int, seed: recsys.Track, tracks: list[recsys.Track], offset: int, private: bool
+    state: BotState,
+    user_id: int,
+    seed: recsys.Track,
+    tracks: list[recsys.Track],
+    offset: int,
+    private: bool,
+    others: tuple[recsys.SearchHit, ...] = (),
 ) -> tuple[str, InlineKeyboardMarkup | None, list[str]]:
     """One page of songs like `seed` (tracks holds one more when there is a next page): the text, the keyboard with
     the person's ratings marked (in a private chat only: a group's message is everyone's), and the ids shown."""
@@ -110,7 +117,7 @@ async def _page(
     shown = [t.track_id for t in page]
     ratings = await personal_handlers.ratings_for(state, user_id, shown) if private else {}
     has_more = len(tracks) > fmt.PAGE_SIZE
-    markup = fmt.answer_keyboard(seed.track_id, offset + fmt.PAGE_SIZE, has_more, page, ratings)
+    markup = fmt.answer_keyboard(seed.track_id, offset + fmt.PAGE_SIZE, has_more, page, ratings, others)
     return fmt.answer_text(seed, page, offset=offset), markup, shown
 
 

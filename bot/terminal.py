@@ -92,7 +92,7 @@ class TerminalChat(BaseRequest):
     ) -> tuple[int, bytes]:
         name = url.rsplit("/", 1)[-1].lower()
         params = request_data.parameters if request_data is not None else {}
-        if name == "senddocument" and request_data is not None:
+        if name in ("senddocument", "sendphoto") and request_data is not None:
             params = {**params, "files": request_data.multipart_data}
         handle = getattr(self, f"_api_{name}", None)
         if handle is None and name not in _SILENT:
@@ -128,13 +128,25 @@ class TerminalChat(BaseRequest):
     def _api_senddocument(self, params: dict[str, Any]) -> dict[str, Any]:
         """A file for the person: written into the current folder (never over an existing file), path printed."""
         message = {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": BOT_USER}
+        path = self._save(params, "file")
+        message["document"] = {"file_id": path.name, "file_unique_id": path.name, "file_name": path.name}
+        return message
+
+    def _api_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A picture: saved like a file (a terminal shows no images), with its path to open it."""
+        message = {"message_id": next(self._ids), "date": int(time.time()), "chat": CHAT, "from": BOT_USER}
+        path = self._save(params, "picture")
+        message["photo"] = [{"file_id": path.name, "file_unique_id": path.name, "width": 1, "height": 1}]
+        return message
+
+    def _save(self, params: dict[str, Any], what: str) -> Path:
+        path = Path("upload")
         for filename, content, *_ in params["files"].values():
-            path = _free_path(Path(Path(str(filename)).name or "document"))
+            path = _free_path(Path(Path(str(filename)).name or what))
             path.write_bytes(content if isinstance(content, bytes) else content.read())
             caption = to_plain(str(params.get("caption", "")))
-            self._write(f"\nbot (file): {caption}\n  saved as {path.resolve()}\n")
-            message["document"] = {"file_id": path.name, "file_unique_id": path.name, "file_name": path.name}
-        return message
+            self._write(f"\nbot ({what}): {caption}\n  saved as {path.resolve()}\n")
+        return path
 
     def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
         if params.get("text"):

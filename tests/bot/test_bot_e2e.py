@@ -37,14 +37,10 @@ def _unique_title(csv: Path) -> pd.Series:
     return tracks[tracks["track_name"].map(counts) == 1].iloc[0]
 
 
-def _shared_title(csv: Path, artists: int = 3) -> tuple[str, list[str]]:
-    """A title sung by exactly `artists` different artists: naming it is ambiguous."""
+def _shared_title(csv: Path) -> tuple[str, list[str]]:
+    """The demo's planted "Home", sung by three comparably likely artists: naming it asks which one."""
     tracks = _catalogue(csv)
-    by_title: dict[str, list[str]] = {}
-    for name, artist in zip(tracks["track_name"], tracks["track_artist"], strict=True):
-        by_title.setdefault(name, []).append(artist)
-    title = next(t for t, a in by_title.items() if len(set(a)) == artists == len(a))
-    return str(title), sorted(by_title[title])
+    return "Home", sorted(tracks.loc[tracks["track_name"] == "Home", "track_artist"])
 
 
 def _ranked_links(text: str) -> list[str]:

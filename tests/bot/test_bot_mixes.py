@@ -167,3 +167,21 @@ async def test_why_these_sends_the_picture_of_the_page(
     assert (width, height) == (1000, 700)
     caption = next(c for c in telegram.calls if c.method == "sendPhoto").params["caption"]
     assert song["track_name"] in caption
+
+
+async def test_a_direct_answer_offers_the_other_versions_one_tap_away(
+    telegram: FakeTelegram, run_bot: BotFactory, demo_csv: Path
+) -> None:
+    tracks = pd.read_csv(demo_csv, dtype=str, keep_default_na=False).drop_duplicates("track_id")
+    versions = tracks[tracks.duplicated(["track_name", "track_artist"], keep=False)]  # the demo's reissued song
+    name, artist = versions.iloc[0]["track_name"], versions.iloc[0]["track_artist"]
+    async with run_bot():
+        answer = await telegram.ask(USER, f"{name} - {artist}")
+        assert answer.text.startswith("🎧")
+        answered = SPOTIFY.findall(answer.text)[0]
+        [(label, data)] = [(b, d) for b, d in answer.buttons() if b.startswith("↪")]
+        same = versions[(versions["track_name"] == name) & (versions["track_artist"] == artist)]
+        other = next(t for t in same["track_id"] if t != answered)
+        assert label.startswith(f"↪ {name} — {artist}") and data == f"p:{other}"
+        _, edit = await telegram.press(answer, data)
+    assert SPOTIFY.findall(telegram.message_of(edit).text)[0] == other

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bot.settings import BotSettings
 from bot.terminal import PROMPT, TerminalChat, chat, to_plain
@@ -19,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _shared_title(csv: Path) -> str:
+    """The demo's planted "Home", sung by three comparably likely artists: naming it asks which one."""
     tracks = pd.read_csv(csv, dtype=str, keep_default_na=False).drop_duplicates("track_id")
-    counts = tracks.groupby("track_name")["track_artist"].nunique()
-    return str(counts[counts >= 3].index[0])
+    assert tracks.loc[tracks["track_name"] == "Home", "track_artist"].nunique() == 3
+    return "Home"
 
 
 def test_to_plain_keeps_links_and_decodes_entities() -> None:
@@ -29,7 +31,10 @@ def test_to_plain_keeps_links_and_decodes_entities() -> None:
     assert to_plain(text) == "1. Rock & Roll — Band  ↗ https://open.spotify.com/track/abc\nsame artist"
 
 
-async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(workdir: Path, demo_csv: Path) -> None:
+async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(
+    workdir: Path, demo_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(workdir)  # files and pictures are saved into the current folder
     title = _shared_title(demo_csv)
     settings = BotSettings(
         _env_file=None,  # type: ignore[call-arg]
@@ -37,8 +42,8 @@ async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(workdir: Pat
         model_dir=workdir / "model",
         db_url=f"sqlite:///{workdir / 'listeners.db'}",
     )
-    # A candidate (1), then 👍 on the first song (1), then "More like this" (21: after the 20 rating buttons).
-    stdin = io.StringIO(f"/recommend\n{title}\n1\n1\n21\n/likes\n")  # not a TTY; ends with EOF
+    # A candidate (1), 👍 on the first song (1), "why these?" (21, after the 20 rating buttons), "More like this" (22).
+    stdin = io.StringIO(f"/recommend\n{title}\n1\n1\n21\n22\n/likes\n")  # not a TTY; ends with EOF
     out = io.StringIO()
     assert await chat(settings, stdin=stdin, stdout=out) == 0
     text = out.getvalue()
@@ -46,7 +51,8 @@ async def test_piped_chat_shows_numbered_buttons_and_taps_by_number(workdir: Pat
     assert "[1] " in text and "None of these" in text and "(type a number to choose)" in text
     assert "bot (edited): 🎧 Songs like" in text  # "1" tapped the first candidate
     assert "bot (popup): 👍 Liked" in text and "bot (buttons now): 👍1 ✓" in text  # the second "1" liked song 1
-    assert "bot: 🎧 More songs like" in text  # "21" was the answer's "More like this" button
+    assert "bot (picture): 📊 How" in text and (workdir / "why-these.png").read_bytes().startswith(b"\x89PNG")
+    assert "bot: 🎧 More songs like" in text  # "22" was the answer's "More like this" button
     assert "Your likes (1–1 of 1" in text
     assert text.rstrip().endswith("Bye!")
 
