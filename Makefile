@@ -36,6 +36,7 @@ BENCH_DATA ?= $(if $(wildcard data/spotify_songs.csv),data/spotify_songs.csv,dat
 bench: $(STAMP)
 	$(BIN)/python bench/bench_core.py --data $(BENCH_DATA) --out docs/speed.md
 	$(BIN)/python bench/bench_bot.py --data $(BENCH_DATA) --out docs/bot_latency.md
+	$(BIN)/python bench/bench_resolve.py --data $(BENCH_DATA) --out docs/resolve.md
 	$(BIN)/python bench/quote_reports.py README.md
 
 # Simulated listeners on held-out playlists: hit rate of /forme with and without feedback, before and after a

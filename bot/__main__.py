@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     store = open_store(settings)
     service = MusicService.from_settings(settings, listeners=store)
+    service.prestart_pictures()
     application = build_application(settings, service, store=store)
     try:
         if settings.webhook_url:

@@ -8,6 +8,7 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -57,7 +58,9 @@ def validate_snapshot(snapshot: recsys.Snapshot, min_metrics: Mapping[str, float
 
 
 def _child_init() -> None:
-    """Make the training process yield to the bot: lower priority, and leave a core free for the event loop."""
+    """Make the training process yield to the bot: lower priority, and leave a core free for the event loop. Ctrl-C
+    is the parent's to handle (it ends this process), not a KeyboardInterrupt traceback in here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):  # not permitted everywhere
         os.nice(10)
     import torch

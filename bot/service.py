@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 import recsys
 import recsys.data
 from bot.db import StoreError
+from bot.picture_worker import PictureWorker
 from bot.retraining import TrainingJob, describe, train_in_child
 from bot.settings import BotSettings
 
@@ -87,6 +88,7 @@ class MusicService:
     _cards: collections.OrderedDict[tuple[str, str], list[tuple[recsys.Track, list[recsys.Track]]]] = field(
         default_factory=collections.OrderedDict, init=False, repr=False
     )
+    _pictures: PictureWorker = field(default_factory=PictureWorker, init=False, repr=False)
     resolution_cache_size: int = 2048
 
     @classmethod
@@ -140,11 +142,13 @@ class MusicService:
         return self._snapshot.info
 
     async def warm_up(self) -> None:
-        """Draw one picture (the first costs imports and fonts) and freeze what start-up allocated out of the garbage
-        collector's sight: a full collection over the model's millions of objects stalls every answer for ~200 ms."""
-        if len(self.snapshot.track_ids):
-            await self.why_these(str(self.snapshot.track_ids[0]), 3)
+        """Freeze what start-up allocated out of the garbage collector's sight: a full collection over the model's
+        millions of objects would stall every answer for ~200 ms now and then."""
         gc.freeze()
+
+    def prestart_pictures(self) -> None:
+        """Start the picture process ahead of the first "why these?" (it imports matplotlib and draws once)."""
+        self._pictures.prestart()
 
     def _swap(self, snapshot: recsys.Snapshot) -> None:
         """Serve another snapshot: one reference, read once by every query; the old one becomes collectable."""
@@ -154,7 +158,9 @@ class MusicService:
         gc.freeze()
 
     async def close(self) -> None:
-        """Stop a running retrain (its process ends within seconds); the serving model stays as it is."""
+        """Stop a running retrain (its process ends within seconds) and the picture process; the serving model stays
+        as it is."""
+        self._pictures.close()
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -241,17 +247,13 @@ class MusicService:
         )
 
     async def why_these(self, track_id: str, k: int, offset: int = 0) -> bytes:
-        """The "why these?" PNG of the page of songs like `track_id` (ranks offset+1 .. offset+k), drawn in a thread."""
+        """The "why these?" PNG of the page of songs like `track_id` (ranks offset+1 .. offset+k), drawn in the
+        picture process (cached per model version, song and page)."""
         snapshot = self.snapshot
-
-        def draw() -> bytes:
-            from bot.picture import render_profile
-
-            seed = snapshot.track(track_id)
-            tracks = snapshot.similar_tracks(track_id, offset + k)[offset:]
-            return render_profile(seed, tracks, snapshot.audio_profile([track_id, *(t.track_id for t in tracks)]))
-
-        return await asyncio.to_thread(draw)
+        seed = snapshot.track(track_id)
+        tracks = (await asyncio.to_thread(snapshot.similar_tracks, track_id, offset + k))[offset:]
+        profile = snapshot.audio_profile([track_id, *(t.track_id for t in tracks)])
+        return await self._pictures.render((snapshot.info.version, track_id, offset), seed, tracks, profile)
 
     async def track(self, track_id: str) -> recsys.Track:
         """Metadata of one track; raises recsys.UnknownTrackError when the catalogue lacks it."""
