@@ -66,6 +66,9 @@ class LossConfig:
     temperature: float = 0.1
     # L2 on the input embeddings, as in LightGCN.
     weight_decay: float = 1e-5
+    # softmax only: a sampled negative that is in the positive's own training playlist is left out (a same-genre
+    # draw often is); the original design's BCE keeps its random negatives as they were.
+    skip_playlist_members: bool = True
 
 
 @dataclass(frozen=True)

@@ -117,10 +117,17 @@ class _SharedLogSumExp(torch.autograd.Function):
 
 
 def ranking_loss(
-    playlist_z: Tensor, track_z: Tensor, pos: Tensor, neg: Tensor, config: LossConfig, shared: Tensor | None = None
+    playlist_z: Tensor,
+    track_z: Tensor,
+    pos: Tensor,
+    neg: Tensor,
+    config: LossConfig,
+    shared: Tensor | None = None,
+    skip: Tensor | None = None,
 ) -> Tensor:
     """Mean loss of positive pairs pos [2, n] against per-positive negatives neg [n, m] and, for the softmax loss,
-    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul).
+    negatives shared by the whole batch (shared [s] track_idx: many negatives at the cost of one matmul). skip [n, m]
+    (softmax only) marks per-positive negatives that are not negatives: tracks of the positive's own playlist.
 
     playlist_z and track_z are what normalise_for returned (normalising every row once is cheaper than
     normalising the gathered copies, and lets the trainer compute the loss in chunks)."""
@@ -136,7 +143,8 @@ def ranking_loss(
         target = pos[1].unsqueeze(1)
         s_pos = (p * t_pos).sum(-1)  # [n]
         # A sampled negative that is the positive itself is not a negative.
-        s_neg = torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(neg == target, float("-inf"))  # [n, m]
+        not_negative = neg == target if skip is None else (neg == target) | skip
+        s_neg = torch.einsum("nd,nmd->nm", p, t_neg).masked_fill(not_negative, float("-inf"))  # [n, m]
         lse = torch.logsumexp(torch.cat([s_pos.unsqueeze(1), s_neg], dim=1), dim=1)  # [n]
         if shared is not None and len(shared):
             rows = torch.isin(pos[1], shared).nonzero(as_tuple=True)[0]  # the few positives drawn as negatives
@@ -154,7 +162,14 @@ def ranking_loss(
 
 
 def chunk_loss(
-    tables: list[Tensor], grads: list[Tensor], pos: Tensor, neg: Tensor, shared: Tensor, loss: LossConfig, weight: float
+    tables: list[Tensor],
+    grads: list[Tensor],
+    pos: Tensor,
+    neg: Tensor,
+    shared: Tensor,
+    loss: LossConfig,
+    weight: float,
+    skip: Tensor | None = None,
 ) -> float:
     """weight * ranking_loss of one chunk; its gradient is added into grads (same shapes as the detached
     playlist and track tables). The chunk works on its own rows only, so no [num_tracks, d] tensor is created
@@ -166,9 +181,25 @@ def chunk_loss(
     t_rows = tables[1][tracks].requires_grad_()
     local_pos = torch.stack([p_local, t_local[:n]])
     value = (
-        ranking_loss(p_rows, t_rows, local_pos, t_local[n : n + n * m].view(n, m), loss, t_local[n + n * m :]) * weight
+        ranking_loss(p_rows, t_rows, local_pos, t_local[n : n + n * m].view(n, m), loss, t_local[n + n * m :], skip)
+        * weight
     )
     p_grad, t_grad = torch.autograd.grad(value, [p_rows, t_rows])
     grads[0].index_add_(0, playlists, p_grad)
     grads[1].index_add_(0, tracks, t_grad)
     return float(value.detach())
+
+
+class PlaylistMembers:
+    """The training pairs as sorted keys playlist * num_tracks + track, to tell which sampled negatives are in the
+    positive's own playlist (a binary search per negative; no dense [P, T] table)."""
+
+    def __init__(self, pairs: Tensor, num_tracks: int) -> None:
+        self.num_tracks = num_tracks
+        self.keys = torch.sort(pairs[0] * num_tracks + pairs[1]).values  # [E]
+
+    def of(self, playlists: Tensor, neg: Tensor) -> Tensor:
+        """[n, m] bool: neg[i, j] is in playlist playlists[i]."""
+        want = playlists.unsqueeze(1) * self.num_tracks + neg  # [n, m]
+        at = torch.searchsorted(self.keys, want).clamp(max=len(self.keys) - 1)
+        return self.keys[at] == want if len(self.keys) else torch.zeros_like(neg, dtype=torch.bool)

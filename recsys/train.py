@@ -23,7 +23,7 @@ from recsys.data import Catalog
 from recsys.distributed import Ranks
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
 from recsys.listeners import ListenerNodes, no_listeners, training_catalog
-from recsys.loss import ListenerDislikes, chunk_loss, normalise_for, sample_negatives
+from recsys.loss import ListenerDislikes, PlaylistMembers, chunk_loss, normalise_for, sample_negatives
 from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 
@@ -188,6 +188,8 @@ class _Run:
             self.net = DistributedDataParallel(self.model, broadcast_buffers=False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.genre_idx, self.genre_pools = _genre_pools(catalog)
+        skips = config.loss.kind == "softmax" and config.loss.skip_playlist_members
+        self.members = PlaylistMembers(self.train_pairs, self.inputs.num_tracks) if skips else None
 
     def epoch(self) -> tuple[float, float]:
         """Train one epoch: its mean loss, and the seconds spent in the loss chunks (not in propagation)."""
@@ -255,7 +257,8 @@ class _Run:
                 continue
             # Weighted so that the chunks of all ranks sum to the step's mean (DDP divides by the world size).
             weight = pos.shape[1] / len(step) * ranks.world
-            step_loss += chunk_loss(tables, grads, pos, neg, shared, config.loss, weight) / ranks.world
+            skip = self.members.of(pos[0], neg) if self.members is not None else None
+            step_loss += chunk_loss(tables, grads, pos, neg, shared, config.loss, weight, skip) / ranks.world
         return step_loss
 
     def validate(self) -> float:

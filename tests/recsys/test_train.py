@@ -111,3 +111,28 @@ def test_large_catalogue_epochs_make_few_steps_small_ones_one_per_batch() -> Non
     assert _step_batches(900, config) == 1  # the real data: one step per epoch
     assert _step_batches(3500, config) == 4
     assert _step_batches(4_500_000, config) == 8  # 10M pairs: 8 steps of ~560k targets, in chunks of 1000
+
+
+def test_a_negative_from_the_positives_own_playlist_is_not_a_negative() -> None:
+    import torch
+
+    from recsys.config import LossConfig
+    from recsys.loss import PlaylistMembers, ranking_loss
+
+    # Playlist 0 holds tracks 1, 2, 5; playlist 1 holds 2 and 3.
+    members = PlaylistMembers(torch.tensor([[0, 0, 1, 0, 1], [1, 2, 2, 5, 3]]), num_tracks=6)
+    neg = torch.tensor([[2, 4, 5], [2, 5, 0]])
+    skip = members.of(torch.tensor([0, 1]), neg)
+    assert skip.tolist() == [[True, False, True], [True, False, False]]
+    empty = PlaylistMembers(torch.zeros((2, 0), dtype=torch.long), num_tracks=6)
+    assert not empty.of(torch.tensor([0, 1]), neg).any()
+
+    gen = torch.Generator().manual_seed(1)
+    p = torch.nn.functional.normalize(torch.randn(2, 4, generator=gen), dim=-1)
+    t = torch.nn.functional.normalize(torch.randn(6, 4, generator=gen), dim=-1)
+    pos = torch.tensor([[0, 1], [1, 3]])
+    config = LossConfig()
+    # Skipping a negative is the same as never having drawn it: here, redrawing it as the positive itself.
+    redrawn = torch.where(skip, pos[1].unsqueeze(1), neg)
+    assert torch.allclose(ranking_loss(p, t, pos, neg, config, skip=skip), ranking_loss(p, t, pos, redrawn, config))
+    assert not torch.allclose(ranking_loss(p, t, pos, neg, config, skip=skip), ranking_loss(p, t, pos, neg, config))
