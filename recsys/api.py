@@ -16,11 +16,17 @@ from recsys.explain import REASON_FEATURES
 from recsys.graph import numeric_inputs
 from recsys.listeners import ListenerRatings, join, snapshot_arrays
 from recsys.snapshot import Snapshot, SnapshotInfo
+from recsys.text import TextConfig, TextIndex
 from recsys.train import TrainResult, fit
 
 
-def build_snapshot(catalog: Catalog, result: TrainResult, config: TrainConfig) -> Snapshot:
-    """Assemble the immutable snapshot from a catalogue and a training result."""
+def build_snapshot(
+    catalog: Catalog, result: TrainResult, config: TrainConfig, text_config: TextConfig | None = None
+) -> Snapshot:
+    """Assemble the immutable snapshot from a catalogue and a training result; its word index (recsys.text) is
+    learned from this (training) catalogue's playlist names and genre labels."""
+    labels = (catalog.genres, catalog.subgenres)
+    words = TextIndex.build(catalog.playlist_names.tolist(), result.playlist_z, labels, result.track_z, text_config)
     scaled = result.inputs.scaler.transform(numeric_inputs(catalog))
     reason_cols = [AUDIO_FEATURES.index(f) for f in REASON_FEATURES]
     arrays = {
@@ -37,6 +43,7 @@ def build_snapshot(catalog: Catalog, result: TrainResult, config: TrainConfig) -
         "track_z": result.track_z,
         "playlist_z": result.playlist_z,
         **snapshot_arrays(result.listeners, result.listener_z.reshape(-1, result.track_z.shape[1])),
+        **words.to_arrays(),
     }
     arrays = {k: np.array(v, copy=True) for k, v in arrays.items()}
     created = datetime.now(UTC)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recsys.errors import InvalidQueryError
+
 if TYPE_CHECKING:
     from recsys.snapshot import Snapshot
 
@@ -23,47 +25,124 @@ SEED_BLOCK = 32
 Picks = tuple[list[int], np.ndarray]  # (row indices best first, their scores)
 
 
-def top_k(scores: np.ndarray, k: int, exclude: np.ndarray, songs: np.ndarray) -> list[int]:
-    """Rows of the k best scores under the rule; fewer when fewer have a finite score. NaN ranks last."""
+@dataclass(frozen=True)
+class ListConfig:
+    """What a served list holds beyond the best scores: the knobs of every recommendation method. Defaults chosen on
+    the inner validation split of the real data (`python bench/bench_lists.py --data ...`, docs/lists.md): per kind
+    of list, the most distinct artists whose accuracy stays within 3% of the uncapped list."""
+
+    # At most this many songs of one artist (recsys.names.artist_keys) in a list continuing a playlist, seeds, a
+    # listener or a phrase; 0: no cap. A list still fills up with the next best songs of other artists. Songs of the
+    # seeds' own artists are good continuations: every cap from 1 to 5 cost continuation Recall@20 over 3%.
+    max_per_artist: int = 0
+    # The same for similar songs (what /recommend answers): 1 gives ten artists in ten songs for 0.9% of
+    # cold-query P@10 ("bohemian rhapsody" is not answered with ten Queen songs).
+    similar_max_per_artist: int = 1
+    # Preference for well-known songs: popularity * (Spotify popularity / 100 - 0.5) is added to every score (the
+    # model's cosines lie in [-1, 1]); > 0 leans to hits, < 0 to deep cuts, 0 ranks by fit alone. Unknown popularity
+    # counts as the middle (50). No value from -0.1 to 0.1 changed accuracy beyond noise, so the default is fit alone.
+    popularity: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_per_artist", "similar_max_per_artist"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidQueryError(f"{name} is a whole number >= 0 (0: no cap); got {value!r}")
+        if not isinstance(self.popularity, int | float) or not -1.0 <= self.popularity <= 1.0:
+            raise InvalidQueryError(f"popularity is a number in [-1, 1] (0: ignore it); got {self.popularity!r}")
+
+    def adjust(self, scores: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+        """The scores with the popularity preference added (unchanged at 0). [T]"""
+        if not self.popularity:
+            return scores
+        known = np.nan_to_num(np.asarray(popularity, dtype=np.float64), nan=50.0)
+        return (scores + self.popularity * (known / 100.0 - 0.5)).astype(scores.dtype)
+
+
+UNCAPPED = ListConfig(max_per_artist=0, similar_max_per_artist=0, popularity=0.0)
+
+
+def top_k(
+    scores: np.ndarray,
+    k: int,
+    exclude: np.ndarray,
+    songs: np.ndarray,
+    artists: np.ndarray | None = None,
+    max_per_artist: int = 0,
+) -> list[int]:
+    """Rows of the k best scores under the rule, at most max_per_artist per artist when artists [T] are given and
+    the cap is > 0; fewer when fewer have a finite score. NaN ranks last."""
     if k <= 0 or not len(scores):
         return []
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
     scores[exclude] = -np.inf
-    excluded_songs = set(songs[exclude].tolist())
+    pick = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
     want = min(len(scores), 4 * k + len(exclude) + 8)
     while True:
         cand = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
         cand = cand[np.argsort(-scores[cand], kind="stable")]
-        out: list[int] = []
-        seen = set(excluded_songs)
+        out = pick.fresh()
         for i in cand.tolist():
             if not np.isfinite(scores[i]):
                 return out
-            song = int(songs[i])
-            if song in seen:
-                continue
-            seen.add(song)
-            out.append(i)
-            if len(out) == k:
+            if pick.take(i) and len(out) == k:
                 return out
         if want >= len(scores):
             return out
         want = min(len(scores), want * 4)
 
 
-def best_of(cand: np.ndarray, scores: np.ndarray, k: int, exclude: np.ndarray, songs: np.ndarray) -> Picks:
+class _Picker:
+    """The rule's memory while walking candidates best first: songs already listed (or excluded), and how many
+    songs of each artist are listed."""
+
+    def __init__(
+        self, excluded_songs: np.ndarray, songs: np.ndarray, artists: np.ndarray | None, max_per_artist: int
+    ) -> None:
+        self._excluded = set(excluded_songs.tolist())
+        self._songs, self._artists, self._cap = songs, artists, max_per_artist
+        self.fresh()
+
+    def fresh(self) -> list[int]:
+        """Start a new walk; returns the list the walk fills."""
+        self._seen = set(self._excluded)
+        self._per_artist: dict[int, int] = {}
+        self._out: list[int] = []
+        return self._out
+
+    def take(self, i: int) -> bool:
+        """Append row i if the rule allows it; whether it did."""
+        song = int(self._songs[i])
+        if song in self._seen:
+            return False
+        if self._artists is not None:
+            artist = int(self._artists[i])
+            if self._per_artist.get(artist, 0) >= self._cap:
+                return False
+            self._per_artist[artist] = self._per_artist.get(artist, 0) + 1
+        self._seen.add(song)
+        self._out.append(i)
+        return True
+
+
+def best_of(
+    cand: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    exclude: np.ndarray,
+    songs: np.ndarray,
+    artists: np.ndarray | None = None,
+    max_per_artist: int = 0,
+) -> Picks:
     """top_k over candidate rows only: (up to k rows, their scores), best first."""
     excluded = set(exclude.tolist())
-    seen = set(songs[exclude].tolist())
-    out: list[int] = []
+    pick = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
+    out = pick.fresh()
     out_scores: list[float] = []
     for j in np.argsort(-scores, kind="stable").tolist():
         i = int(cand[j])
-        song = int(songs[i])
-        if i in excluded or song in seen:
+        if i in excluded or not pick.take(i):
             continue
-        seen.add(song)
-        out.append(i)
         out_scores.append(float(scores[j]))
         if len(out) == k:
             break
@@ -84,25 +163,35 @@ def seed_scores(track_z: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     return (1.0 + t * np.log(total / len(seeds))).astype(np.float32)
 
 
-def _served(snap: Snapshot, query: np.ndarray, k: int, exclude: np.ndarray) -> Picks:
+def _served(snap: Snapshot, query: np.ndarray, k: int, exclude: np.ndarray, cap: int | None = None) -> Picks:
     """The top k for a query vector [d] over the track embeddings: approximate candidates when the snapshot has an
     index and enough of them survive the rule, the exact ranking otherwise."""
+    lists = snap.lists
+    cap = lists.max_per_artist if cap is None else cap
     if snap.ann is not None and k > 0:
         want = 4 * k + len(exclude) + 8
         while want < len(snap.track_z) // 4:
             cand = snap.ann.search(query, want)
-            picks = best_of(cand, snap.track_z[cand] @ query, k, exclude, snap.songs)
+            cand_scores = lists.adjust(snap.track_z[cand] @ query, snap.popularity[cand])
+            picks = best_of(cand, cand_scores, k, exclude, snap.songs, snap.artist_groups, cap)
             if len(picks[0]) == k:
                 return picks
             want *= 4
-    scores = snap.track_z @ query
-    rows = top_k(scores, k, exclude, snap.songs)
+    return pick(snap, snap.track_z @ query, k, exclude, cap)
+
+
+def pick(snap: Snapshot, scores: np.ndarray, k: int, exclude: np.ndarray, cap: int | None = None) -> Picks:
+    """The top k of scores over the whole catalogue under the rule and the snapshot's ListConfig (cap: songs per
+    artist, default its max_per_artist)."""
+    lists = snap.lists
+    scores = lists.adjust(scores, snap.popularity)
+    rows = top_k(scores, k, exclude, snap.songs, snap.artist_groups, lists.max_per_artist if cap is None else cap)
     return rows, scores[rows]
 
 
 def similar(snap: Snapshot, idx: int, k: int) -> Picks:
     """Songs like track row idx: the song itself and its other versions excluded."""
-    return _served(snap, snap.track_z[idx], k, snap.versions_of(idx))
+    return _served(snap, snap.track_z[idx], k, snap.versions_of(idx), snap.lists.similar_max_per_artist)
 
 
 def continue_playlist(snap: Snapshot, playlist_idx: int, k: int) -> Picks:
@@ -112,9 +201,7 @@ def continue_playlist(snap: Snapshot, playlist_idx: int, k: int) -> Picks:
 
 def continue_seeds(snap: Snapshot, seeds: np.ndarray, k: int) -> Picks:
     """Tracks that continue a new playlist of seed rows: the seeds excluded."""
-    scores = seed_scores(snap.track_z, seeds)
-    rows = top_k(scores, k, seeds, snap.songs)
-    return rows, scores[rows]
+    return pick(snap, seed_scores(snap.track_z, seeds), k, seeds)
 
 
 def continue_listener(snap: Snapshot, listener_idx: int, k: int) -> Picks:
@@ -180,5 +267,4 @@ def for_ratings(
     """The top k for a listener's ratings (ratings_scores): every liked and disliked track, and their other
     versions, excluded; shown tracks ranked down, not excluded."""
     scores = ratings_scores(snap, likes, dislikes, listener_idx, shown, config)
-    rows = top_k(scores, k, np.union1d(likes, dislikes).astype(np.int64), snap.songs)
-    return rows, scores[rows]
+    return pick(snap, scores, k, np.union1d(likes, dislikes).astype(np.int64))

@@ -6,17 +6,17 @@ here are the public API and only call them. Files are recsys.store's business.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from recsys import ann, explain, ranking
+from recsys import text as text_queries
 from recsys.errors import (
     InvalidQueryError,
     SnapshotError,
@@ -28,7 +28,8 @@ from recsys.listeners import check_ratings, with_empty_listeners
 from recsys.name_index import NameIndexConfig
 from recsys.names import NameSearch, artist_keys, fold, song_groups
 from recsys.results import SearchHit, Track
-from recsys.store import FORMAT_VERSION, ModelDir, load_path
+from recsys.snapshot_arrays import SnapshotInfo, check_arrays, grouped, positions
+from recsys.store import ModelDir, load_path
 
 __all__ = ["SearchHit", "Snapshot", "SnapshotInfo", "Track", "fold", "load"]
 
@@ -46,98 +47,6 @@ TEXT_KEYS = (
 )
 
 
-_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
-
-
-@dataclass(frozen=True)
-class SnapshotInfo:
-    """What a snapshot is: shown by /status and stored in meta.json."""
-
-    version: str
-    created_at: str
-    data_fingerprint: str
-    num_tracks: int
-    num_playlists: int
-    metrics: dict[str, float]
-    train_seconds: float
-    model_kind: str
-    config: dict[str, Any]
-    format_version: int = FORMAT_VERSION
-    # Listener nodes trained with the model (recsys.listeners); never counted in num_playlists. 0 in older files.
-    num_listeners: int = 0
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> SnapshotInfo:
-        """The info of a meta.json object; SnapshotError when a field is missing or of the wrong type."""
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            value = meta.get(f.name, f.default)
-            expected = _FIELD_TYPES.get(str(f.type), dict)
-            if value is dataclasses.MISSING or not isinstance(value, expected) or isinstance(value, bool):
-                raise SnapshotError(f"meta.json field {f.name!r} is {value!r}; the snapshot is corrupt: retrain it")
-            values[f.name] = value
-        if not all(isinstance(v, int | float) for v in values["metrics"].values()):
-            raise SnapshotError("meta.json metrics are not all numbers; the snapshot is corrupt: retrain it")
-        return cls(**values)
-
-
-def _check(arrays: dict[str, np.ndarray], info: SnapshotInfo) -> None:
-    """Every array of the right kind, shape and index range: a bad snapshot fails here, not in a later query."""
-
-    def need(key: str, kinds: str, shape: tuple[int | None, ...]) -> np.ndarray:
-        if key not in arrays:
-            raise SnapshotError(f"snapshot array {key!r} is missing")
-        a = arrays[key]
-        fits = a.ndim == len(shape) and all(s in (None, n) for s, n in zip(shape, a.shape, strict=True))
-        if a.dtype.kind not in kinds or not fits:
-            want = "x".join("n" if s is None else str(s) for s in shape)
-            raise SnapshotError(f"snapshot array {key!r} is {a.dtype} {a.shape}; expected kind {kinds!r}, shape {want}")
-        return a
-
-    t, p = len(need("track_ids", "O", (None,))), len(need("playlist_ids", "O", (None,)))
-    for key, rows in (("track_names", t), ("track_artists", t), ("album_names", t), ("playlist_names", p)):
-        need(key, "O", (rows,))
-    need("years", "f", (t,))
-    need("popularity", "f", (t,))
-    dim = need("track_z", "f", (t, None)).shape[1]
-    need("playlist_z", "f", (p, dim))
-    if dim < 1:
-        raise SnapshotError("snapshot embeddings have no dimensions")
-    if not np.isfinite(need("audio", "f", (t, len(REASON_FEATURES)))).all():
-        raise SnapshotError("snapshot array 'audio' holds NaN or infinity")
-    if not (np.isfinite(arrays["track_z"]).all() and np.isfinite(arrays["playlist_z"]).all()):
-        raise SnapshotError("snapshot embeddings contain NaN or infinity; retrain the model")
-    edges = need("edges", "iu", (2, None))
-    if edges.size and (edges.min() < 0 or edges[0].max() >= p or edges[1].max() >= t):
-        raise SnapshotError("snapshot edges point outside the catalogue")
-    if (info.num_tracks, info.num_playlists) != (t, p):
-        raise SnapshotError(
-            f"meta.json says {info.num_tracks} tracks / {info.num_playlists} playlists, arrays hold {t} / {p}"
-        )
-    listeners = len(need("listener_ids", "O", (None,)))
-    if not np.isfinite(need("listener_z", "f", (listeners, dim))).all():
-        raise SnapshotError("snapshot listener embeddings contain NaN or infinity; retrain the model")
-    for key in ("listener_likes", "listener_dislikes"):
-        rated = need(key, "iu", (2, None))
-        if rated.size and (rated.min() < 0 or rated[0].max() >= listeners or rated[1].max() >= t):
-            raise SnapshotError(f"snapshot array {key!r} points outside the listeners or the catalogue")
-    if info.num_listeners != listeners:
-        raise SnapshotError(f"meta.json says {info.num_listeners} listeners, arrays hold {listeners}")
-
-
-def _positions(ids: np.ndarray, what: str) -> dict[str, int]:
-    pos = {str(x): i for i, x in enumerate(ids.tolist())}
-    if len(pos) != len(ids):
-        raise SnapshotError(f"snapshot {what} ids are not unique")
-    return pos
-
-
-def _grouped(keys: np.ndarray, values: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ptr [groups + 1], values sorted by key): group g's values are values[ptr[g]:ptr[g + 1]]."""
-    order = np.argsort(keys, kind="stable")
-    return np.searchsorted(keys[order], np.arange(groups + 1)), values[order]
-
-
 class Snapshot:
     """A trained model, read-only. Build with recsys.train() or recsys.load(); query with the methods below."""
 
@@ -148,9 +57,10 @@ class Snapshot:
         *,
         ann_config: ann.AnnConfig | None = None,
         name_index_config: NameIndexConfig | None = None,
+        lists: ranking.ListConfig | None = None,
     ) -> None:
         arrays = {k: (v.astype(object) if v.dtype.kind == "U" else v) for k, v in with_empty_listeners(arrays).items()}
-        _check(arrays, info)
+        check_arrays(arrays, info)
         for a in arrays.values():
             a.setflags(write=False)
         self.info = info
@@ -171,19 +81,19 @@ class Snapshot:
         self.listener_z: np.ndarray = arrays["listener_z"]  # [L, d] L2-normalised
         self.listener_likes: np.ndarray = arrays["listener_likes"]  # [2, n] listener_idx, track_idx at training
         self.listener_dislikes: np.ndarray = arrays["listener_dislikes"]  # [2, m] idem
-        self._track_pos = _positions(self.track_ids, "track")
-        self._playlist_pos = _positions(self.playlist_ids, "playlist")
-        self._listener_pos = _positions(self.listener_ids, "listener")
+        self._track_pos = positions(self.track_ids, "track")
+        self._playlist_pos = positions(self.playlist_ids, "playlist")
+        self._listener_pos = positions(self.listener_ids, "listener")
         num_tracks, num_listeners = len(self.track_ids), len(self.listener_ids)
-        self._pl_ptr, self._pl_tracks = _grouped(self.edges[0], self.edges[1], len(self.playlist_ids))
-        self._like_ptr, self._like_rows = _grouped(self.listener_likes[0], self.listener_likes[1], num_listeners)
-        self._dislike_ptr, self._dislike_rows = _grouped(
+        self._pl_ptr, self._pl_tracks = grouped(self.edges[0], self.edges[1], len(self.playlist_ids))
+        self._like_ptr, self._like_rows = grouped(self.listener_likes[0], self.listener_likes[1], num_listeners)
+        self._dislike_ptr, self._dislike_rows = grouped(
             self.listener_dislikes[0], self.listener_dislikes[1], num_listeners
         )
-        self._tr_ptr, self._tr_playlists = _grouped(self.edges[1], self.edges[0], num_tracks)
+        self._tr_ptr, self._tr_playlists = grouped(self.edges[1], self.edges[0], num_tracks)
         # Versions of one song count once in every list (recsys.names.song_key says what "the same song" is).
         self.songs: np.ndarray = song_groups(self.track_names.tolist(), self.track_artists.tolist())
-        self._song_ptr, self._song_rows = _grouped(
+        self._song_ptr, self._song_rows = grouped(
             self.songs, np.arange(num_tracks), int(self.songs.max(initial=-1)) + 1
         )
         self.names = NameSearch(
@@ -197,6 +107,30 @@ class Snapshot:
         self.artist_groups: np.ndarray = np.unique(artist_keys(self.track_artists.tolist()), return_inverse=True)[1]
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
+        self.text_index = text_queries.TextIndex.from_arrays(arrays)  # words -> vectors; None in older snapshots
+        self.lists = lists or ranking.ListConfig()  # the artist cap and popularity preference of every list
+
+    def with_lists(
+        self,
+        *,
+        max_per_artist: int | None = None,
+        popularity: float | None = None,
+        similar_max_per_artist: int | None = None,
+    ) -> Snapshot:
+        """This model serving lists with other knobs (recsys.ranking.ListConfig): at most max_per_artist songs of one
+        artist in every list (0: no cap; similar_max_per_artist sets similar songs' cap apart), and a popularity
+        preference in [-1, 1] (> 0 hits, < 0 deep cuts, 0 fit alone). Unset knobs keep their value. Shares every
+        array with this snapshot; InvalidQueryError for a knob out of range."""
+        lists = self.lists
+        if max_per_artist is not None and similar_max_per_artist is None:
+            similar_max_per_artist = max_per_artist
+        other = copy.copy(self)
+        other.lists = ranking.ListConfig(
+            lists.max_per_artist if max_per_artist is None else max_per_artist,
+            lists.similar_max_per_artist if similar_max_per_artist is None else similar_max_per_artist,
+            lists.popularity if popularity is None else popularity,
+        )
+        return other
 
     def __repr__(self) -> str:
         i = self.info
@@ -298,6 +232,10 @@ class Snapshot:
         """How well every catalogue track continues a new playlist made of the seed tracks. [num_tracks]"""
         return ranking.seed_scores(self.track_z, self._seed_rows(track_ids))
 
+    def text_scores(self, text: str) -> np.ndarray:
+        """How well every catalogue track fits a mood, activity, genre or decade phrase (recsys.text). [num_tracks]"""
+        return text_queries.scores(self, text)
+
     def listener_scores(self, listener_id: str) -> np.ndarray:
         """How well every catalogue track suits a trained listener node. [num_tracks]"""
         return self.track_z @ self.listener_z[self._listener_idx(listener_id)]
@@ -361,6 +299,12 @@ class Snapshot:
             self, like_rows, self._known_rows(dislikes), listener, self._known_rows(shown), k, ranking.RatingsConfig()
         )
         return self._tracks(picks, explain.liked_reasons(self, picks[0], like_rows))
+
+    def recommend_for_text(self, text: str, k: int = 10) -> list[Track]:
+        """The k tracks that best fit a phrase like "workout", "90s rock" or "chill" (recsys.text), one version per
+        song, each reason naming the words that led there. InvalidQueryError when no word is known (its message
+        suggests some) or the model predates text queries."""
+        return self._tracks(*text_queries.recommend(self, text, k))
 
     def search(self, text: str, limit: int = 5) -> list[SearchHit]:
         """Fuzzy search over title, artist and "title artist"; one hit per song, best match first."""
