@@ -9,6 +9,7 @@ PAGE_SIZE = 10
 MAX_PAGES = 5  # "more like this" stops after 50 songs: deeper ranks are noise
 MAX_OFFSET = (MAX_PAGES - 1) * PAGE_SIZE  # the last page's offset; a button asking for more is forged
 FOR_ME = "f"  # the `source` of a rating given under a /forme answer (otherwise the answer's seed track_id)
+MOOD = "d"  # ... and under a /mood answer
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,7 @@ def build_application(
         ("backup", personal_handlers.backup),
         ("mix", mix_handlers.mix),
         ("groupmix", mix_handlers.groupmix),
+        ("mood", mix_handlers.mood),
     ):
         application.add_handler(CommandHandler(name, callback))
     # Plain text is a search only in a private chat; in a group it is people talking to each other.

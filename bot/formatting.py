@@ -37,6 +37,7 @@ COMMANDS: tuple[BotCommand, ...] = (
     BotCommand("forme", "Songs for me, from what I liked"),
     BotCommand("mix", "A 20-song mix from 2-5 songs: /mix a; b; c"),
     BotCommand("groupmix", "A mix from this group's likes (in groups)"),
+    BotCommand("mood", "Songs for a mood, activity, genre or decade"),
     BotCommand("likes", "The songs I liked"),
     BotCommand("history", "My last requests"),
     BotCommand("export", "Everything stored about me, as a file"),
@@ -226,6 +227,7 @@ def help_text(is_admin: bool) -> str:
         "/forme — ten songs for you, from what you liked\n"
         "/mix song; song; song — a 20-song mix from 2 to 5 songs, with .m3u and .csv files\n"
         "/groupmix — in a group: a mix from what its members liked\n"
+        "/mood &lt;words&gt; — songs for a mood, activity, genre or decade (rainy day, gym, 90s rock)\n"
         "/likes — the songs you liked (remove any)\n"
         "/history — your last requests, one tap from their answers\n"
         "/export — everything I store about you, as a CSV file\n"

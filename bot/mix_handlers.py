@@ -9,9 +9,11 @@ from telegram import InputFile, Message, Update
 from telegram.ext import ContextTypes
 
 import recsys
+from bot import formatting as fmt
 from bot import mixes
+from bot.actions import MOOD, PAGE_SIZE
 from bot.db import StoreError
-from bot.personal_handlers import remember, store_call
+from bot.personal_handlers import ratings_for, remember, store_call
 from bot.state import BotState, state_of
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 # /groupmix takes at most this many of each member's newest likes, so one enthusiastic member does not drown
 # the others out.
 GROUP_LIKES_EACH = 10
+PAGE = PAGE_SIZE  # songs for a mood
 
 
 def _is_group(update: Update) -> bool:
@@ -53,6 +56,31 @@ async def mix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _send_mix(message, mixes.mix_heading(seeds), tracks, "musicrec-mix")
     if update.effective_user is not None:
         await remember(state, update.effective_user.id, "mix", None, [t.track_id for t in tracks])
+
+
+async def mood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/mood <words> — songs for a mood, activity, genre or decade (recsys's recommend_for_text)."""
+    message = update.effective_message
+    if message is None:
+        return
+    words = (message.text or "").partition(" ")[2].strip()[:200]
+    if not words:
+        await message.reply_text(mixes.MOOD_USAGE)
+        return
+    state = state_of(context)
+    try:
+        tracks = await state.service.for_text(words, PAGE)
+    except recsys.InvalidQueryError as exc:  # no word it knows: say which, never random songs
+        await message.reply_text(f"🌦 {fmt.esc(exc)}\n\n{mixes.MOOD_USAGE}")
+        return
+    state.counts["moods"] += 1
+    private = message.chat.type == "private"
+    user_id = update.effective_user.id if update.effective_user else message.chat_id
+    ids = [t.track_id for t in tracks]
+    ratings = await ratings_for(state, user_id, ids) if private else {}
+    markup = fmt.InlineKeyboardMarkup(fmt.rating_rows(tracks, 1, MOOD, ratings))
+    await message.reply_text(mixes.mood_text(words, tracks), reply_markup=markup)
+    await remember(state, user_id, "mood", None, ids)
 
 
 async def groupmix(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

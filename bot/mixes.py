@@ -27,6 +27,10 @@ NOBODY_RATED = (
     "🎚 Nobody here has liked songs yet. Tap 👍 under songs in any answer (here or in a private chat with me), "
     "then ask for /groupmix again."
 )
+MOOD_USAGE = (
+    "🌦 Tell me a mood, an activity, a genre or a decade and I will find songs for it, e.g.\n"
+    "<code>/mood rainy day</code>, <code>/mood gym</code>, <code>/mood 90s rock</code>, <code>/mood chill study</code>"
+)
 _SEPARATORS = re.compile(r"[;\n]+")
 
 
@@ -45,6 +49,13 @@ def mix_text(heading: str, tracks: Sequence[recsys.Track]) -> str:
         if len(text) <= MAX_MESSAGE_LENGTH:
             return text
     return clip(text, MAX_MESSAGE_LENGTH)  # pragma: no cover - 20 lines of 12-character names always fit
+
+
+def mood_text(words: str, tracks: Sequence[recsys.Track]) -> str:
+    """Songs for a mood, each with the words that led there."""
+    lines = [f"🌦 <b>Songs for</b> {esc(clip(words, 80))}", ""]
+    lines += [track_line(rank, t, 48) for rank, t in enumerate(tracks, start=1)]
+    return clip("\n".join(lines), MAX_MESSAGE_LENGTH)
 
 
 def mix_heading(seeds: Sequence[recsys.Track]) -> str:

@@ -21,7 +21,7 @@ from telegram.ext import ContextTypes
 import recsys
 from bot import formatting as fmt
 from bot import personal
-from bot.actions import FOR_ME, Forget, LikesPage, Rate, Unlike
+from bot.actions import FOR_ME, MOOD, Forget, LikesPage, Rate, Unlike
 from bot.db import RatingStore, StoreError
 from bot.state import BotState, edit, require_admin, state_of
 
@@ -85,7 +85,7 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, action: Rate)
     query = update.callback_query
     assert query is not None
     state = state_of(context)
-    source = "forme" if action.source == FOR_ME else f"similar:{action.source}"
+    source = {FOR_ME: "forme", MOOD: "mood"}.get(action.source, f"similar:{action.source}")
     try:
         value = await store_call(state, lambda s: s.rate(query.from_user.id, action.track_id, action.value, source))
     except StoreError as exc:

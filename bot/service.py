@@ -212,6 +212,11 @@ class MusicService:
         tracks = await asyncio.to_thread(snapshot.similar_tracks, track_id, offset + k)
         return tracks[offset : offset + k]
 
+    async def for_text(self, text: str, k: int) -> list[recsys.Track]:
+        """Songs for a mood, activity, genre or decade phrase."""
+        snapshot = self.snapshot
+        return await asyncio.to_thread(snapshot.recommend_for_text, text, k)
+
     async def mix(self, seed_ids: list[str], k: int) -> list[recsys.Track]:
         """A playlist of k songs continuing the seed songs."""
         snapshot = self.snapshot

@@ -185,3 +185,19 @@ async def test_a_direct_answer_offers_the_other_versions_one_tap_away(
         assert label.startswith(f"↪ {name} — {artist}") and data == f"p:{other}"
         _, edit = await telegram.press(answer, data)
     assert SPOTIFY.findall(telegram.message_of(edit).text)[0] == other
+
+
+async def test_mood_answers_from_words_and_says_which_it_does_not_know(
+    telegram: FakeTelegram, run_bot: BotFactory, demo_csv: Path
+) -> None:
+    tracks = pd.read_csv(demo_csv, dtype=str, keep_default_na=False).drop_duplicates("track_id")
+    trap = set(tracks.loc[tracks["playlist_subgenre"] == "trap", "track_id"])
+    async with run_bot():
+        assert (await telegram.ask(USER, "/mood")).text == mixes.MOOD_USAGE
+        reply = await telegram.ask(USER, "/mood trap")
+        unknown = await telegram.ask(USER, "/mood qqqxzz vvbnw")
+    assert reply.text.startswith("🌦")
+    listed = SPOTIFY.findall(reply.text)
+    assert len(listed) == 10 and len(set(listed) & trap) >= 8  # the planted subgenre's songs
+    assert [b for b, _ in reply.buttons()][:2] == ["👍1", "👎1"]
+    assert "qqqxzz" in unknown.text and not SPOTIFY.findall(unknown.text)  # never random songs
