@@ -1,12 +1,14 @@
 """Baseline recommenders behind the Snapshot's three full-score methods, so one harness evaluates them all.
 
 Each baseline is fitted on a training Catalog and never sees anything else. MODELS names every model the
-evaluation knows, the trained GNNs included, as a factory (catalog, seed) -> Scorer.
+evaluation knows, the trained GNNs included, as a factory (catalog, seed) -> Scorer; TEXT_MODELS those that only
+rank text queries (Snapshot.text_scores), scored on the text task alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -19,6 +21,7 @@ from recsys.data import Catalog
 from recsys.errors import InvalidQueryError, UnknownPlaylistError, UnknownTrackError
 from recsys.graph import FeatureScaler
 from recsys.names import artist_keys
+from recsys.words import tokens
 
 
 class Scorer(Protocol):
@@ -29,6 +32,14 @@ class Scorer(Protocol):
     def track_scores(self, track_id: str) -> np.ndarray: ...
     def playlist_scores(self, playlist_id: str) -> np.ndarray: ...
     def seed_scores(self, track_ids: Sequence[str]) -> np.ndarray: ...
+
+
+class TextScorer(Protocol):
+    """Anything that scores the whole catalogue for a text query (a playlist name, a mood)."""
+
+    track_ids: np.ndarray
+
+    def text_scores(self, text: str) -> np.ndarray: ...
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -222,6 +233,52 @@ class LightGCNScorer(CatalogScorer):
             raise UnknownPlaylistError(playlist_id) from None
 
 
+@dataclasses.dataclass(frozen=True)
+class BM25Config:
+    """Okapi BM25 over playlist names; the usual defaults (Robertson & Zaragoza 2009; Lucene's)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+
+class NameBM25Scorer:
+    """The text task's baseline: the tracks of training playlists whose names share words with the query (the words
+    of recsys.words.tokens), by the best BM25 of their playlists' names, then Spotify popularity; every other track
+    after them by popularity alone, so a short list is filled as a popularity baseline would fill it."""
+
+    def __init__(self, catalog: Catalog, config: BM25Config | None = None) -> None:
+        config = config or BM25Config()
+        self.track_ids = catalog.track_ids
+        docs = [tokens(str(name)) for name in catalog.playlist_names.tolist()]
+        lengths = np.array([len(d) for d in docs], dtype=np.float64)  # [P]
+        norm = config.k1 * (
+            1.0 - config.b + config.b * lengths / max(float(lengths.mean()) if len(docs) else 0.0, 1e-12)
+        )
+        self._postings: dict[str, dict[int, float]] = {}  # word -> playlist_idx -> BM25 term weight without IDF
+        for p, doc in enumerate(docs):
+            for word in set(doc):
+                tf = doc.count(word)
+                self._postings.setdefault(word, {})[p] = tf * (config.k1 + 1.0) / (tf + norm[p])
+        self._num_playlists = catalog.num_playlists
+        self._edges = catalog.edges
+        pop = np.nan_to_num(catalog.popularity, nan=0.0) / 100.0  # [T] in [0, 1]
+        self._tiebreak = (1e-4 * pop).astype(np.float64)  # below any BM25 difference that matters
+
+    def text_scores(self, text: str) -> np.ndarray:
+        """BM25 of the best-matching playlist of each track (-1 for none), plus the popularity tie-break. [T]"""
+        playlist = np.zeros(self._num_playlists, dtype=np.float64)  # [P]
+        for word in dict.fromkeys(tokens(text)):
+            postings = self._postings.get(word, {})
+            df = len(postings)
+            idf = math.log(1.0 + (self._num_playlists - df + 0.5) / (df + 0.5))
+            for p, weight in postings.items():
+                playlist[p] += idf * weight
+        best = np.full(len(self.track_ids), -1.0)  # [T]
+        matched = playlist[self._edges[0]] > 0
+        np.maximum.at(best, self._edges[1][matched], playlist[self._edges[0][matched]])
+        return (best + self._tiebreak).astype(np.float32)
+
+
 def design_config(seed: int = 0) -> TrainConfig:
     """The original design, reproduced: two GCNConv layers (128 then 64) over the playlist-track graph, fixed
     random playlist features, min-max audio features, dot-product BCE with one random negative, Adam, 100 epochs
@@ -248,6 +305,19 @@ def design_config(seed: int = 0) -> TrainConfig:
     )
 
 
+def _rp3beta(catalog: Catalog, seed: int) -> Scorer:
+    # recsys.baselines_cf builds on this module: imported when the factory runs, so the imports keep one direction.
+    from recsys.baselines_cf import RP3betaScorer
+
+    return RP3betaScorer(catalog)
+
+
+def _ease(catalog: Catalog, seed: int) -> Scorer:
+    from recsys.baselines_cf import EASEScorer
+
+    return EASEScorer(catalog)
+
+
 def _train(config: TrainConfig) -> Callable[[Catalog, int], Scorer]:
     def factory(catalog: Catalog, seed: int) -> Scorer:
         import recsys
@@ -257,14 +327,21 @@ def _train(config: TrainConfig) -> Callable[[Catalog, int], Scorer]:
     return factory
 
 
-# Evaluation order: floor, heuristics, neighbourhood, ID-only GNN, the original design, the product model.
+# Evaluation order: floor, heuristics, item-item neighbourhoods (kNN, RP3beta, EASE), ID-only GNN, the original
+# design, the product model.
 MODELS: dict[str, Callable[[Catalog, int], Scorer]] = {
     "random": lambda catalog, seed: RandomScorer(catalog, seed),
     "popularity": lambda catalog, seed: PopularityScorer(catalog),
     "audio_cosine": lambda catalog, seed: AudioCosineScorer(catalog),
     "artist_album": lambda catalog, seed: ArtistAlbumScorer(catalog),
     "item_knn": lambda catalog, seed: ItemKNNScorer(catalog),
+    "rp3beta": _rp3beta,
+    "ease": _ease,
     "lightgcn": lambda catalog, seed: LightGCNScorer(catalog, seed),
     "design_gcn": _train(design_config()),
     "default": _train(TrainConfig(progress=False)),
+}
+# Text-only models: they rank a text query and nothing else (the harness skips the tasks they cannot score).
+TEXT_MODELS: dict[str, Callable[[Catalog, int], TextScorer]] = {
+    "bm25_names": lambda catalog, seed: NameBM25Scorer(catalog),
 }

@@ -16,9 +16,9 @@ import shlex
 import time
 from datetime import UTC, datetime
 
-from recsys.baselines import MODELS
 from recsys.data import file_fingerprint, resolve_data_path
 from recsys.evaluation import SplitConfig, quick_validation, run_evaluation, validation_split
+from recsys.evaluation.harness import ALL_MODELS, TASKS
 from recsys.evaluation.report import write_report
 
 __all__ = ["add_cli", "quick_validation", "run_evaluation", "validation_split"]
@@ -37,6 +37,8 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--models", *args.models]
     if args.quick:
         parts.append("--quick")
+    if args.tasks:
+        parts += ["--tasks", *args.tasks]
     if args.threads:
         parts += ["--threads", str(args.threads)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -52,7 +54,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     split_config = SplitConfig(max_similar_queries=300) if args.quick else SplitConfig()
     data = resolve_data_path(args.data)
     started = time.perf_counter()
-    results = run_evaluation(data, seeds, args.models, split_config, workdir=args.workdir, progress=not args.quiet)
+    tasks = args.tasks or list(TASKS)
+    results = run_evaluation(
+        data, seeds, args.models, split_config, workdir=args.workdir, progress=not args.quiet, tasks=tasks
+    )
     minutes = (time.perf_counter() - started) / 60
     command = _command(args)
     header = "\n".join(
@@ -63,13 +68,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"({platform.machine()}, {os.cpu_count()} CPU cores, "
             f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU).",
             f"Data: `{data.name}` sha256 `{file_fingerprint(data)[:16]}…`; split seeds {', '.join(map(str, seeds))}; "
-            f"split {dataclasses.asdict(split_config)}.",
+            f"split {dataclasses.asdict(split_config)}; tasks {', '.join(tasks)}.",
             "",
             "Each cell: mean over seeds, then in brackets the 95% bootstrap interval (queries resampled within each "
             "seed, 1000 draws). Every model trains on the same `train.csv` of each seed through the public API "
             "(`load_catalog`, `train_catalog`, or a baseline fitted on that catalogue); its `playlist_scores`, "
-            "`track_scores` and `seed_scores` over the whole catalogue are ranked by the rule the product serves "
-            "(`recsys.ranking.top_k`: the query's own tracks excluded, one version per song). Models: "
+            "`track_scores`, `seed_scores` and `text_scores` over the whole catalogue are ranked by the rule the "
+            "product serves (`recsys.ranking.top_k`: the query's own tracks excluded, one version per song). Models: "
             + ", ".join(f"`{r.name}`" for r in results)
             + " (see `recsys/baselines.py`; `default` is `TrainConfig()`).",
         ]
@@ -85,8 +90,14 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--report", default=DEFAULT_REPORT, help=f"markdown report path (default {DEFAULT_REPORT})")
     p.add_argument("--data", help="CSV path (default $MUSICREC_DATA or data/spotify_songs.csv)")
     p.add_argument("--seeds", type=int, nargs="+", help="split seeds (default 0 1 2; --quick: 0)")
-    p.add_argument("--models", nargs="+", choices=list(MODELS), help="models to evaluate (default all)")
+    p.add_argument("--models", nargs="+", choices=list(ALL_MODELS), help="models to evaluate (default all)")
     p.add_argument("--quick", action="store_true", help="one seed and 300 similar-songs queries: a smoke run")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS),
+        help="tasks to score (default all); e.g. --models default bm25_names --tasks text for the text queries alone",
+    )
     p.add_argument("--workdir", help="keep the split CSVs here (default a temporary directory)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no per-model progress lines")

@@ -1,8 +1,10 @@
-"""Ranking metrics per query (so they can be bootstrapped) and the bootstrap confidence interval of their mean.
+"""Ranking metrics per query (so they can be bootstrapped) and the bootstrap confidence interval of their mean, and
+what a served list is like beside its accuracy (distinct artists, catalogue coverage, popularity).
 
-Every metric takes `hits` [num_queries, K] (bool: the item ranked at position j is relevant) and `num_relevant`
-[num_queries]; a query without relevant items gets NaN and is left out of means. The definitions match
-torch_geometric.metrics.LinkPredRecall / LinkPredPrecision / LinkPredNDCG (tests check it).
+Every ranking metric takes `hits` [num_queries, K] (bool: the item ranked at position j is relevant) and
+`num_relevant` [num_queries]; a query without relevant items gets NaN and is left out of means. The definitions match
+torch_geometric.metrics.LinkPredRecall / LinkPredPrecision / LinkPredNDCG (tests check it). The list measures take
+the served lists themselves, each an array of catalogue rows, best first.
 """
 
 from __future__ import annotations
@@ -61,6 +63,31 @@ def recall_curve(hits: np.ndarray, num_relevant: np.ndarray) -> np.ndarray:
         return np.full(hits.shape[1], np.nan)
     cum = np.cumsum(hits[keep].astype(np.float64), axis=1)
     return (cum / num_relevant[keep, None]).mean(0)
+
+
+def distinct_per_list(lists: Sequence[np.ndarray], labels: np.ndarray, k: int) -> np.ndarray:
+    """How many distinct labels (an artist per row, say) the first k rows of each list hold; 0 for an empty list.
+    [num_lists]"""
+    return np.array([len(set(labels[rows[:k]].tolist())) for rows in lists], dtype=np.float64)
+
+
+def coverage(lists: Sequence[np.ndarray], num_items: int) -> float:
+    """Share of the num_items rows that appear in at least one list: how much of the catalogue is ever shown."""
+    shown = np.zeros(num_items, dtype=bool)
+    for rows in lists:
+        shown[rows] = True
+    return float(shown.mean()) if num_items else float("nan")
+
+
+def mean_per_list(lists: Sequence[np.ndarray], values: np.ndarray) -> np.ndarray:
+    """Mean of a per-row value (a track's popularity, say) over each list's rows, NaN values skipped; NaN for a list
+    with no known value. [num_lists]"""
+    out = np.full(len(lists), np.nan)
+    for i, rows in enumerate(lists):
+        known = values[rows][~np.isnan(values[rows])]
+        if len(known):
+            out[i] = known.mean()
+    return out
 
 
 def bootstrap_mean_ci(

@@ -1,7 +1,8 @@
 """Seeded held-out splits written as CSVs, so every model trains the same way: through load_catalog on train.csv.
 
-One split serves three tasks. Playlist continuation: 20% of the tracks of each playlist with at least 10 tracks
+One split serves four tasks. Playlist continuation: 20% of the tracks of each playlist with at least 10 tracks
 are held out. New playlists: a share of those playlists is held out whole and continued from its first 5 tracks.
+Text queries: the same held-out playlists queried by their name alone (the "title only" task).
 Similar songs: held-out tracks are the queries; the relevant set is every other track sharing a playlist with
 the query in the full data. A held-out track left with no training pair stays in train.csv as a catalogue-only
 row (features, no playlist) with its playlist id, name, genre and subgenre blanked: the held-out playlist's
@@ -52,6 +53,8 @@ class Split:
     new_playlists: dict[str, tuple[list[str], list[str]]]  # playlist_id -> (seed track_ids, target track_ids)
     similar: dict[str, list[str]]  # query track_id -> relevant track_ids
     config: SplitConfig = field(default_factory=SplitConfig)
+    # new_playlists' names from the full data (training never sees them): the text task's queries.
+    new_playlist_names: dict[str, str] = field(default_factory=dict)
 
     def heldout_pairs(self) -> set[tuple[str, str]]:
         """Every (playlist_id, track_id) pair that is not in training."""
@@ -120,6 +123,9 @@ def make_split(
     train.to_csv(train_csv, index=False, encoding="utf-8", lineterminator="\n")
 
     similar = _similar_queries(frame, tid, members, continuation, config, rng)
+    names = frame["playlist_name"].str.strip() if "playlist_name" in frame.columns else pd.Series("", index=frame.index)
+    first = pd.DataFrame({"p": pid, "name": names}).drop_duplicates("p")  # a playlist's first row names it
+    new_names = {str(p): str(n) for p, n in zip(first["p"], first["name"], strict=True) if p in new_set}
     _write_tests(out, continuation, new_playlists, similar)
     return Split(
         seed=seed,
@@ -129,6 +135,7 @@ def make_split(
         new_playlists=new_playlists,
         similar=similar,
         config=config,
+        new_playlist_names=new_names,
     )
 
 

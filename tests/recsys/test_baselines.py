@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,12 @@ from recsys.baselines import (
     Scorer,
     design_config,
 )
+from recsys.baselines_cf import EASEConfig, EASEScorer, RP3betaConfig, RP3betaScorer
 from recsys.data import AUDIO_FEATURES
 from recsys.demo import DEMO_PATH
 from recsys.evaluation import SplitScores, evaluate_scorer, make_split
 from recsys.evaluation.splits import Split
+from tests.recsys.test_data import row, write
 
 BASELINES = [name for name in MODELS if name != "default"]
 
@@ -145,3 +149,103 @@ def test_default_model_beats_artist_album_on_real_data(tmp_path: Path) -> None:
     default = _mean(evaluate_scorer(MODELS["default"](split.catalog, 0), split), metric)
     heuristic = _mean(evaluate_scorer(ArtistAlbumScorer(split.catalog), split), metric)
     assert default > heuristic, f"default {default:.4f} <= artist_album {heuristic:.4f}"
+
+
+def _tiny(tmp_path: Path, playlists: dict[str, list[str]], cold: tuple[str, ...] = ()) -> recsys.Catalog:
+    """A catalogue of the given playlists (name -> track ids) and catalogue-only (cold) tracks."""
+    rows = [row(t, p) for p, tracks in playlists.items() for t in tracks] + [row(t, "") for t in cold]
+    return recsys.load_catalog(write(tmp_path / "tiny.csv", rows))
+
+
+# a and b share every playlist of a; c, d, e meet a once; z is in no playlist (cold).
+CO_OCCUR = {
+    "p0": ["a", "b", "c"],
+    "p1": ["a", "b", "d"],
+    "p2": ["a", "b", "e"],
+    "p3": ["c", "d", "f"],
+    "p4": ["e", "f"],
+}
+
+
+ItemItem = Callable[[recsys.Catalog], Scorer]
+
+
+def _best_other(scores: np.ndarray, catalog: recsys.Catalog, track_id: str) -> str:
+    s = scores.copy()
+    s[catalog.track_index()[track_id]] = -np.inf
+    return str(catalog.track_ids[int(np.argmax(s))])
+
+
+@pytest.mark.parametrize("make", [RP3betaScorer, EASEScorer])
+def test_item_item_models_rank_the_always_co_occurring_track_first(make: ItemItem, tmp_path: Path) -> None:
+    catalog = _tiny(tmp_path, CO_OCCUR, cold=("z",))
+    scorer = make(catalog)
+    assert _best_other(scorer.track_scores("a"), catalog, "a") == "b"
+    assert _best_other(scorer.track_scores("b"), catalog, "b") == "a"
+    # A new playlist seeded with a asks for b first, too.
+    assert _best_other(scorer.seed_scores(["a"]), catalog, "a") == "b"
+
+
+@pytest.mark.parametrize("make", [RP3betaScorer, EASEScorer])
+def test_item_item_models_give_cold_tracks_no_score(make: ItemItem, tmp_path: Path) -> None:
+    catalog = _tiny(tmp_path, CO_OCCUR, cold=("z",))
+    scorer = make(catalog)
+    z = catalog.track_index()["z"]
+    for scores in (scorer.track_scores("a"), scorer.playlist_scores("p3"), scorer.seed_scores(["a", "z"])):
+        assert scores[z] == 0.0
+    # A cold query has no item-item row: nothing scores, and a cold seed adds nothing to a warm one.
+    assert not scorer.track_scores("z").any()
+    np.testing.assert_array_equal(scorer.seed_scores(["a", "z"]), scorer.seed_scores(["a"]))
+
+
+def test_ease_equals_the_closed_form_on_the_warm_tracks(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    playlists = {f"p{p}": [f"t{t}" for t in range(14) if rng.random() < 0.4] for p in range(6)}
+    catalog = _tiny(tmp_path, playlists, cold=("z1", "z2"))
+    l2 = 2.0
+    scorer = EASEScorer(catalog, EASEConfig(l2=l2))
+    warm = np.flatnonzero(catalog.track_degrees() > 0)
+    x = np.zeros((catalog.num_playlists, catalog.num_tracks))
+    x[catalog.edges[0], catalog.edges[1]] = 1.0
+    x = x[:, warm]  # [P, W]
+    # Steck (2019), eq. 8: B = I - P diag(1 / diag(P)), P = (X^T X + lambda I)^-1; a zero diagonal.
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(len(warm)))
+    b = np.eye(len(warm)) - p / np.diag(p)[None, :]
+    assert np.allclose(np.diag(b), 0.0)
+    for seeds in (["t1"], ["t0", "t5", "t9", "z1"], list(playlists["p2"])):
+        known = [t for t in seeds if t not in {"z1", "z2"}]
+        query = np.isin(catalog.track_ids[warm], known).astype(np.float64)
+        got = scorer.seed_scores(seeds)
+        np.testing.assert_allclose(got[warm], query @ b, rtol=1e-4, atol=1e-6)
+
+
+def test_rp3beta_penalises_the_popular_track_by_beta(tmp_path: Path) -> None:
+    # q meets "pop" in two playlists and "niche" in one; pop is in eight playlists, niche only in that one.
+    playlists = {"a": ["q", "pop"], "b": ["q", "pop"], "c": ["q", "niche"]}
+    playlists |= {f"other{i}": ["pop", f"g{i}"] for i in range(6)}
+    catalog = _tiny(tmp_path, playlists)
+    pos = catalog.track_index()
+    plain = RP3betaScorer(catalog, RP3betaConfig(alpha=1.0, beta=0.0, neighbours=10)).track_scores("q")
+    assert _best_other(plain, catalog, "q") == "pop"  # two walks reach pop, one reaches niche
+    penalised = RP3betaScorer(catalog, RP3betaConfig(alpha=1.0, beta=0.5, neighbours=10)).track_scores("q")
+    assert _best_other(penalised, catalog, "q") == "niche"
+    # W[q, j] = sum_u P(q -> u) P(u -> j) / degree(j)^beta: q has 3 playlists, each of 2 tracks.
+    assert penalised[pos["pop"]] == pytest.approx((2 * (1 / 3) * (1 / 2)) / 8**0.5, rel=1e-5)
+    assert penalised[pos["niche"]] == pytest.approx((1 / 3) * (1 / 2), rel=1e-5)
+
+
+def test_rp3beta_keeps_only_the_top_neighbours(tmp_path: Path) -> None:
+    catalog = _tiny(tmp_path, CO_OCCUR)
+    scores = RP3betaScorer(catalog, RP3betaConfig(neighbours=1)).track_scores("a")
+    assert np.flatnonzero(scores).tolist() == [catalog.track_index()["b"]]
+
+
+def test_rp3beta_with_every_neighbour_is_the_unpruned_walk(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    playlists = {f"p{p}": [f"t{t}" for t in range(16) if rng.random() < 0.35] for p in range(7)}
+    catalog = _tiny(tmp_path, playlists, cold=("z1",))
+    config = RP3betaConfig(alpha=0.75, beta=0.5)
+    every = RP3betaScorer(catalog, dataclasses.replace(config, neighbours=0))
+    stored = RP3betaScorer(catalog, dataclasses.replace(config, neighbours=catalog.num_tracks))  # all kept
+    for seeds in (["t3"], ["t0", "t7", "z1"], list(playlists["p1"])):
+        np.testing.assert_allclose(every.seed_scores(seeds), stored.seed_scores(seeds), rtol=1e-5, atol=1e-7)

@@ -32,10 +32,11 @@ def test_evaluate_command_writes_report_and_plot(tmp_path: Path, capsys: pytest.
     )
     assert code == 0
     text = report.read_text(encoding="utf-8")
-    for heading in ("## Summary", "## Playlist continuation", "## Similar songs", "## New playlists", "## Wall time"):
+    tasks = ("## Playlist continuation", "## Similar songs", "## New playlists", "## Text queries")
+    for heading in ("## Summary", *tasks, "## Lists people enjoy", "## Wall time"):
         assert heading in text
     rows = [line for line in text.splitlines() if line.startswith("| artist_album |")]
-    assert len(rows) == 5  # the summary, three task tables and the timing table
+    assert len(rows) == 7  # the summary, four task tables (text: n/a), the lists table and the timing table
     # The summary the README quotes: one block, the best model of each column in bold (here the heuristic).
     summary = text.split("<!-- begin summary -->\n")[1].split("<!-- end summary -->")[0]
     assert summary.count("| artist_album | **") == 1 and "| random | **" not in summary
