@@ -112,11 +112,12 @@ def choose(found: dict[tuple[int, float], dict[str, float]]) -> Chosen:
 def plot(found: dict[tuple[int, float], dict[str, float]], chosen: Chosen, path: Path) -> None:
     """Distinct artists against cold similar-songs P@10, one line per popularity preference."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    caps = sorted(CAPS, key=lambda c: c or len(CAPS) + 1)  # 1, 2, ... then no cap: fewer artists along the line
     for pop in POPULARITY:
-        xs = [found[(c, pop)]["similar/artists@10"] for c in CAPS]
-        ys = [found[(c, pop)]["similar/precision@10/cold"] for c in CAPS]
+        xs = [found[(c, pop)]["similar/artists@10"] for c in caps]
+        ys = [found[(c, pop)]["similar/precision@10/cold"] for c in caps]
         ax.plot(xs, ys, marker="o", label=f"popularity {pop:+g}")
-        for c, x, y in zip(CAPS, xs, ys, strict=True):
+        for c, x, y in zip(caps, xs, ys, strict=True):
             ax.annotate(str(c) if c else "no cap", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     base = found[(0, 0.0)]["similar/precision@10/cold"]
     ax.axhline((1 - TOLERANCE) * base, color="grey", linestyle="--", linewidth=1, label="-3% of uncapped")

@@ -150,7 +150,8 @@ def _target_lines(
         "|---|---|---|---|---|---|",
     ]
     for key, ratio, versus in TARGETS:
-        rivals = [r.name for r in results if r.name != "default" and (versus is None or r.name in versus)]
+        # Rivals are other models: the default's own variants (default_uncapped) are not.
+        rivals = [r.name for r in results if not r.name.startswith("default") and (versus is None or r.name in versus)]
         others = [name for name in rivals if not math.isnan(summaries[name][key][0])]
         if not others or math.isnan(summaries["default"][key][0]):
             continue

@@ -249,3 +249,14 @@ def test_rp3beta_with_every_neighbour_is_the_unpruned_walk(tmp_path: Path) -> No
     stored = RP3betaScorer(catalog, dataclasses.replace(config, neighbours=catalog.num_tracks))  # all kept
     for seeds in (["t3"], ["t0", "t7", "z1"], list(playlists["p1"])):
         np.testing.assert_allclose(every.seed_scores(seeds), stored.seed_scores(seeds), rtol=1e-5, atol=1e-7)
+
+
+def test_the_uncapped_default_reranks_the_same_embeddings_without_the_list_knobs(demo_catalog: recsys.Catalog) -> None:
+    from recsys.baselines import MODELS
+    from recsys.ranking import UNCAPPED, ListConfig
+
+    served = MODELS["default"](demo_catalog, 0)
+    uncapped = MODELS["default_uncapped"](demo_catalog, 0)
+    assert isinstance(served, recsys.Snapshot) and isinstance(uncapped, recsys.Snapshot)
+    assert uncapped.track_z is served.track_z  # one training, two ways of listing
+    assert served.lists == ListConfig() and uncapped.lists == UNCAPPED
