@@ -7,6 +7,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -36,6 +37,10 @@ def _worker_init(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     seed = recsys.Track("warm-up", "warm-up", "warm-up", "", None, None, 0.0)
     render_profile(seed, [], {"warm-up": dict.fromkeys(FEATURE_LABELS, 0.0)})
+    # What is loaded by now (torch, numpy, matplotlib, the fonts, the pictures' shared background) lives as long as
+    # the process: out of the garbage collector's sight, a picture's thousands of short-lived objects no longer
+    # trigger full collections over all of it (bench/bench_picture.py --freeze: the slow tail is those).
+    gc.freeze()
 
 
 class PictureWorker:
