@@ -230,7 +230,7 @@ class Snapshot:
 
     def seed_scores(self, track_ids: Sequence[str]) -> np.ndarray:
         """How well every catalogue track continues a new playlist made of the seed tracks. [num_tracks]"""
-        return ranking.seed_scores(self.track_z, self._seed_rows(track_ids))
+        return ranking.new_playlist_scores(self, self._seed_rows(track_ids))
 
     def text_scores(self, text: str) -> np.ndarray:
         """How well every catalogue track fits a mood, activity, genre or decade phrase (recsys.text). [num_tracks]"""

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import recsys
+from recsys import ranking
 from recsys.evaluation import make_split
 from recsys.evaluation.harness import Served
 from recsys.evaluation.splits import Split
@@ -107,3 +108,17 @@ def test_the_evaluation_ranks_exactly_what_the_snapshot_serves(
     for seeds, _ in list(split.new_playlists.values())[:5]:
         got = [t.track_id for t in split_snapshot.recommend_for_tracks(seeds, 20)]
         assert ids[served.new_playlist(seeds, 20)].tolist() == got
+
+
+def test_a_new_playlist_continues_with_its_seeds_artists_first(demo_snapshot: recsys.Snapshot) -> None:
+    artists = demo_snapshot.artist_groups
+    counts = np.bincount(artists)
+    prolific = int(np.argmax(counts))  # the demo artist with the most songs
+    songs_of = np.flatnonzero(artists == prolific)
+    seed = str(demo_snapshot.track_ids[songs_of[0]])
+    top = demo_snapshot.recommend_for_tracks([seed], k=5)
+    assert all(demo_snapshot.artist_groups[demo_snapshot._track_pos[t.track_id]] == prolific for t in top)
+    # Without the artist bonus the same seed's list is not all that artist's: the bonus is what put them first.
+    plain = ranking.seed_scores(demo_snapshot.track_z, np.array([songs_of[0]]), ranking.SeedConfig().temperature)
+    rows = top_k(plain, 5, np.array([songs_of[0]]), demo_snapshot.songs)
+    assert not all(artists[r] == prolific for r in rows)
