@@ -1,8 +1,10 @@
 """Ranking: from scores to the top k a person is shown, the one rule the snapshot serves and the evaluation scores.
 
-The rule: the k best scores, never an excluded track, and at most one version of each song (never a version of an
-excluded song either). Large catalogues take candidates from the approximate index and rescore them exactly.
-A listener's ratings are scored by one rule too (for_ratings: the bot's /forme, the benchmark's simulated listeners).
+The rule: the k best scores, never an excluded track, at most one version of each song (never a version of an
+excluded song either), and the snapshot's list knobs (ListConfig: songs per artist, a popularity preference).
+Large catalogues take candidates from the approximate index and rescore them exactly. A new playlist's seeds
+(new_playlist_scores: recommend_for_tracks, /mix) and a listener's ratings (for_ratings: the bot's /forme, the
+benchmark's simulated listeners) are scored by one rule each too.
 """
 
 from __future__ import annotations
@@ -76,16 +78,16 @@ def top_k(
         return []
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
     scores[exclude] = -np.inf
-    pick = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
+    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
     want = min(len(scores), 4 * k + len(exclude) + 8)
     while True:
         cand = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
         cand = cand[np.argsort(-scores[cand], kind="stable")]
-        out = pick.fresh()
+        out = picker.fresh()
         for i in cand.tolist():
             if not np.isfinite(scores[i]):
                 return out
-            if pick.take(i) and len(out) == k:
+            if picker.take(i) and len(out) == k:
                 return out
         if want >= len(scores):
             return out
@@ -136,12 +138,12 @@ def best_of(
 ) -> Picks:
     """top_k over candidate rows only: (up to k rows, their scores), best first."""
     excluded = set(exclude.tolist())
-    pick = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
-    out = pick.fresh()
+    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
+    out = picker.fresh()
     out_scores: list[float] = []
     for j in np.argsort(-scores, kind="stable").tolist():
         i = int(cand[j])
-        if i in excluded or not pick.take(i):
+        if i in excluded or not picker.take(i):
             continue
         out_scores.append(float(scores[j]))
         if len(out) == k:
