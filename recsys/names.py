@@ -44,6 +44,14 @@ def artist_keys(artists: Sequence[str]) -> np.ndarray:
     return np.array([artist.lower() for artist in artists], dtype=object)
 
 
+def artist_groups(artists: Sequence[str]) -> np.ndarray:
+    """Group index per track [n] int64: tracks with the same artist_keys share it (the artist cap, the seeds'
+    artist bonus and the evaluation's distinct-artist count)."""
+    if not len(artists):
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(artist_keys(artists), return_inverse=True)[1].astype(np.int64)
+
+
 def base_title(title: str) -> str:
     """The title without a version suffix: "Bohemian Rhapsody - 2011 Remaster" -> "Bohemian Rhapsody"."""
     return _VERSION_SUFFIX.split(title, maxsplit=1)[0]

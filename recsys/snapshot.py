@@ -26,7 +26,7 @@ from recsys.errors import (
 )
 from recsys.listeners import check_ratings, with_empty_listeners
 from recsys.name_index import NameIndexConfig
-from recsys.names import NameSearch, artist_keys, fold, song_groups
+from recsys.names import NameSearch, artist_groups, fold, song_groups
 from recsys.results import SearchHit, Track
 from recsys.snapshot_arrays import SnapshotInfo, check_arrays, grouped, positions
 from recsys.store import ModelDir, load_path
@@ -104,7 +104,7 @@ class Snapshot:
             saved=arrays,
             config=name_index_config,
         )
-        self.artist_groups: np.ndarray = np.unique(artist_keys(self.track_artists.tolist()), return_inverse=True)[1]
+        self.artist_groups: np.ndarray = artist_groups(self.track_artists.tolist())
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
         self.text_index = text_queries.TextIndex.from_arrays(arrays)  # words -> vectors; None in older snapshots

@@ -33,7 +33,7 @@ from recsys.evaluation.metrics import (
     recall_curve,
 )
 from recsys.evaluation.splits import Split, SplitConfig, make_split
-from recsys.names import artist_keys, song_groups
+from recsys.names import artist_groups, song_groups
 from recsys.ranking import UNCAPPED, ListConfig, top_k
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Served:
         self.songs = song_groups(catalog.track_names.tolist(), catalog.track_artists.tolist())
         lists = getattr(scorer, "lists", None)
         self.lists = lists if isinstance(lists, ListConfig) else UNCAPPED
-        self.artists = np.unique(artist_keys(catalog.track_artists.tolist()), return_inverse=True)[1]  # as Snapshot's
+        self.artists = artist_groups(catalog.track_artists.tolist())  # as Snapshot's
         self.popularity = catalog.popularity
         order = np.argsort(catalog.edges[0], kind="stable")
         self._ptr = np.searchsorted(catalog.edges[0][order], np.arange(catalog.num_playlists + 1))
@@ -123,7 +123,7 @@ def list_values(
     """What one task's served top-k lists are like beside their accuracy: distinct artists (recsys.names.artist_keys)
     in the top 10 and mean Spotify popularity per query; the share of the catalogue shown over all queries (one
     value, the whole task); and for reference the mean popularity of each query's held-out targets."""
-    artists = np.unique(artist_keys(catalog.track_artists.tolist()), return_inverse=True)[1]  # [T] artist number
+    artists = artist_groups(catalog.track_artists.tolist())  # [T] artist number
     top = [rows[:k] for rows in lists]
     return {
         f"{task}/artists@{ARTISTS_K}": distinct_per_list(top, artists, ARTISTS_K),
