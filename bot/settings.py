@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import recsys
+from recsys.config import DeviceName
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
@@ -50,6 +51,9 @@ class BotSettings(BaseSettings):
     # Training's own time budget: past it, training stops and keeps its best validated epoch. Unset: the library's
     # default (TrainConfig.max_seconds, 110 s), plenty for the real data; millions of pairs need more.
     train_budget_minutes: float | None = Field(default=None, gt=0)
+    # Where a retrain runs: cpu, cuda (a GPU; without one the retrain fails with a one-line error) or auto (a GPU when
+    # torch sees one). The library's default is cpu: where training was measured.
+    train_device: DeviceName = "cpu"
     # A new model is swapped in only if each named metric is at least this value, e.g. {"val_recall@20": 0.05};
     # the names are those training records (recsys.metric_names()), checked at start-up.
     retrain_min_metrics: dict[str, float] = Field(default_factory=dict)
@@ -151,9 +155,11 @@ class BotSettings(BaseSettings):
 
     def train_config(self) -> recsys.TrainConfig | None:
         """What a retrain trains with (None: the library's defaults)."""
-        if self.train_budget_minutes is None:
+        if self.train_budget_minutes is None and self.train_device == "cpu":
             return None
-        return recsys.TrainConfig(progress=False, max_seconds=self.train_budget_minutes * 60)
+        minutes = self.train_budget_minutes
+        budget = recsys.TrainConfig().max_seconds if minutes is None else minutes * 60
+        return recsys.TrainConfig(progress=False, max_seconds=budget, device=self.train_device)
 
     def is_admin(self, user_id: int | None) -> bool:
         """Whether this Telegram user may run admin commands."""

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from recsys.config import TrainConfig
+from recsys.config import DEVICE_NAMES, TrainConfig
 from recsys.errors import RecsysError, UnknownPlaylistError, UnknownTrackError
 
 DEFAULT_MODEL_DIR = "models/current"
@@ -56,11 +56,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds if args.max_seconds is not None else defaults.max_seconds,
         batch_size=args.batch_size or defaults.batch_size,
         max_steps_per_epoch=args.steps_per_epoch or defaults.max_steps_per_epoch,
+        device=args.device,
     )
     model_dir = recsys.ModelDir(_model_dir(args.out))
     # Under torchrun every rank trains (splitting each step's loss); rank 0 holds the model directory from the
     # start (so a refused or busy directory fails before training, not after) and saves the snapshot.
-    with process_group() as rank, model_dir.lock("musicrec train") if rank == 0 else contextlib.nullcontext():
+    with (
+        process_group(config.device) as rank,
+        model_dir.lock("musicrec train") if rank == 0 else contextlib.nullcontext(),
+    ):
         catalog = recsys.load_catalog(args.data)
         result = fit(catalog, config)
         if rank != 0:
@@ -159,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps-per-epoch",
         type=int,
         help=f"most optimisation steps per epoch (default {defaults.max_steps_per_epoch})",
+    )
+    p.add_argument(
+        "--device",
+        choices=DEVICE_NAMES,
+        default=defaults.device,
+        help=f"where training runs: cpu, cuda (a GPU) or auto (a GPU when there is one); default {defaults.device}",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 ModelKind = Literal["hybrid", "design_gcn"]
+# Where training runs (recsys.device): "auto" takes a CUDA GPU when torch sees one, else the CPU.
+DeviceName = Literal["auto", "cpu", "cuda"]
+DEVICE_NAMES: tuple[str, ...] = get_args(DeviceName)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class LossConfig:
     # softmax only: a sampled negative that is in the positive's own training playlist is left out (a same-genre
     # draw often is); the original design's BCE keeps its random negatives as they were.
     skip_playlist_members: bool = True
+    # softmax only: the shared-negative block's products in bfloat16 where the hardware multiplies it natively
+    # (recsys.loss.fast_bf16: CUDA, CPUs with AVX512-BF16 or AMX), float32 elsewhere; sums stay float32. At 10M
+    # pairs the block is most of an epoch; bench/compare_training.py measured the validation cost (see docs/scale.md).
+    bf16_shared_products: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,11 @@ class TrainConfig:
     # Probability that a track with no message-passing edge in a training step has its genre hidden. Genres are
     # playlist labels, so a truly new track usually has none; 1.0 makes the model never lean on them for cold ones.
     genre_dropout: float = 1.0
-    # Stop after this many epochs without a better validation recall.
+    # What early stopping maximises (recsys.train_progress.stopping_score): "held_out_pairs", Recall@eval_k of random
+    # held-out pairs; or "product", the mean of the Recall@eval_k of held-out pairs whose track is cold and of new
+    # playlists continued from 5 seed tracks: what the product serves. Chosen by bench/compare_training.py.
+    early_stopping: Literal["held_out_pairs", "product"] = "held_out_pairs"
+    # Stop after this many epochs without a better validation score.
     patience: int = 10
     # Validate every this many epochs (validation ranks the whole catalogue).
     eval_every: int = 2
@@ -112,3 +123,7 @@ class TrainConfig:
     max_seconds: float = 110.0
     # Show a tqdm progress bar with the loss.
     progress: bool = True
+    # Where the training tensors live: "cpu", "cuda" (a GPU, or an error) or "auto" (a GPU when there is one). The
+    # GPU path was written and tested on CPU only: no GPU was available to the sessions that built it, so the
+    # product trains where it was measured unless asked otherwise. Serving is always on CPU.
+    device: DeviceName = "cpu"

@@ -1,8 +1,9 @@
 """Data-parallel training across processes with torch.distributed, launched by torchrun.
 
 torchrun starts one process per worker and sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; process_group()
-joins them (gloo: the training runs on CPU tensors) and recsys.train.fit then splits each optimisation step's
-loss across the ranks while DistributedDataParallel averages the gradients. On one process it does nothing.
+joins them (gloo for CPU tensors, nccl for GPU ones: recsys.device) and recsys.train.fit then splits each
+optimisation step's loss across the ranks while DistributedDataParallel averages the gradients. On one process it
+does nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from recsys.device import backend_for, resolve_device
 from recsys.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class Ranks:
         """Rank 0's values on every rank, so that all ranks take the same stop decisions."""
         if self.world == 1:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=_collective_device())
         dist.broadcast(t, src=0)
         return t.tolist()
 
@@ -52,21 +54,32 @@ class Ranks:
         """The sum of value over all ranks."""
         if self.world == 1:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
         dist.all_reduce(t)
         return float(t)
 
 
+def _collective_device() -> torch.device:
+    """Where the group's collectives take their tensors: nccl only moves GPU tensors."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 @contextmanager
-def process_group(timeout_s: float = 1800.0) -> Iterator[int]:
-    """Join the torchrun group for the duration of the block and yield this process's rank (0 alone)."""
+def process_group(device: str = "cpu", timeout_s: float = 1800.0) -> Iterator[int]:
+    """Join the torchrun group for the duration of the block and yield this process's rank (0 alone). device is
+    what training will run on (recsys.device): GPUs talk over nccl, each rank on the GPU of its LOCAL_RANK."""
     if not launched_distributed() or (dist.is_available() and dist.is_initialized()):
         yield Ranks.current().rank
         return
     if not dist.is_available():  # pragma: no cover - every PyPI wheel has torch.distributed
         raise TrainingError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    where = resolve_device(device)
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
     try:
-        dist.init_process_group(backend="gloo", timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(backend=backend_for(where), timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError) as exc:
         raise TrainingError(f"could not join the torchrun process group ({exc})") from exc
     log.info("rank %d of %d joined the process group", dist.get_rank(), dist.get_world_size())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class ListenerDislikes:
         ptr = np.searchsorted(pairs[0][order], np.arange(num_listeners + 1))
         return cls(first_node, torch.from_numpy(ptr.astype(np.int64)), torch.from_numpy(pairs[1][order].copy()))
 
+    def to(self, device: torch.device) -> ListenerDislikes:
+        """The same dislikes on another device."""
+        return ListenerDislikes(self.first_node, self.ptr.to(device), self.tracks.to(device))
+
 
 def sample_negatives(
     positives: Tensor,
@@ -50,17 +55,18 @@ def sample_negatives(
 ) -> Tensor:
     """[n, num] negative track_idx: uniform over the catalogue, a share from the positive's own genre, and for a
     positive of a listener node (playlists [n] gives each positive's node), DISLIKED_SHARE of them (the last
-    columns) from that listener's dislikes. Without listener dislikes the random draws are exactly as before."""
-    n = positives.shape[0]
+    columns) from that listener's dislikes. Without listener dislikes the random draws are exactly as before.
+    Every tensor and gen are on one device; so are the negatives."""
+    n, device = positives.shape[0], positives.device
     num_tracks = track_genre.shape[0]
     num_hard = round(num * hard_share) if genre_pools else 0
-    neg = torch.randint(0, num_tracks, (n, num), generator=gen)
+    neg = torch.randint(0, num_tracks, (n, num), generator=gen, device=device)
     if num_hard:
         genres = track_genre[positives]
         for g, pool in enumerate(genre_pools):
             rows = (genres == g).nonzero(as_tuple=True)[0]
             if len(rows) and len(pool):
-                pick = torch.randint(0, len(pool), (len(rows), num_hard), generator=gen)
+                pick = torch.randint(0, len(pool), (len(rows), num_hard), generator=gen, device=device)
                 neg[rows, :num_hard] = pool[pick]
     if dislikes is not None and playlists is not None:
         _draw_disliked(neg, playlists, dislikes, gen)
@@ -80,7 +86,8 @@ def _draw_disliked(neg: Tensor, playlists: Tensor, dislikes: ListenerDislikes, g
     rows, start, count = rows[count > 0], start[count > 0], count[count > 0]
     if not len(rows):
         return
-    offset = (torch.rand(len(rows), num, generator=gen) * count.unsqueeze(1)).long()  # uniform in [0, count)
+    uniform = torch.rand(len(rows), num, generator=gen, device=neg.device)
+    offset = (uniform * count.unsqueeze(1)).long()  # uniform in [0, count)
     offset = torch.minimum(offset, count.unsqueeze(1) - 1)
     neg[rows, -num:] = dislikes.tracks[start.unsqueeze(1) + offset]
 
@@ -92,28 +99,60 @@ def normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tupl
     return playlist_z, track_z
 
 
+# Rows of the shared-negative block computed at once: a [1024, 1024] float32 tile (4 MB) stays in cache through its
+# product, exponential and sum, where the whole [16384, 1024] block (64 MB) made several trips to memory.
+SHARED_TILE_ROWS = 1024
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether this device multiplies bfloat16 matrices natively (faster than float32): CUDA GPUs, and CPUs with
+    AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated and slower, so the shared block stays float32 there."""
+    if device.type == "cuda":
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 class _SharedLogSumExp(torch.autograd.Function):
-    """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, in one buffer.
+    """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, a tile of rows at a time.
 
-    The block is the loss's largest tensor; autograd's matmul + logsumexp would allocate and pass over it about
-    six times. Here the buffer becomes the softmax in place and is reused by the backward pass."""
-
-    @staticmethod
-    def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor) -> Tensor:
-        block = p @ s.T  # [n, m]
-        block[hit_rows, hit_cols] = float("-inf")
-        top = block.amax(dim=1, keepdim=True)  # [n, 1]
-        block.sub_(top).exp_()
-        total = block.sum(dim=1, keepdim=True)
-        block.div_(total)  # now the softmax over the row
-        ctx.save_for_backward(p, s, block)
-        return (top + total.log()).squeeze(1)
+    The block is the loss's largest tensor. Nothing of it is kept: the backward pass recomputes each tile (one more
+    product, far cheaper than storing the block and reading it back). Each row is shifted by a bound on its entries
+    (|p_i| max_j |s_j|, Cauchy-Schwarz), so no pass looks for the row's maximum and exp never overflows. The products
+    run in `dtype` (bfloat16 where the hardware has it: 8 bits of mantissa on cosine logits of at most
+    1/temperature); sums and the softmax stay float32."""
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
-        p, s, softmax = ctx.saved_tensors
-        weighted = softmax.mul_(grad.unsqueeze(1))  # d lse / d block, in place: backward runs once
-        return weighted @ s, weighted.T @ p, None, None
+    def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor, dtype: torch.dtype) -> Tensor:
+        bound = p.norm(dim=1) * s.norm(dim=1).max()  # [n]
+        lse = torch.empty(p.shape[0], dtype=p.dtype, device=p.device)
+        low_p, low_s_t = p.to(dtype), s.to(dtype).T.contiguous()
+        for lo, tile in _tiles(low_p, low_s_t, bound, hit_rows, hit_cols):
+            lse[lo : lo + len(tile)] = tile.exp_().sum(dim=1).log_()
+        ctx.save_for_backward(p, s, bound, lse, hit_rows, hit_cols)
+        ctx.dtype = dtype
+        return lse + bound
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+        p, s, bound, lse, hit_rows, hit_cols = ctx.saved_tensors
+        low_p, low_s = p.to(ctx.dtype), s.to(ctx.dtype)
+        p_grad, s_grad = torch.empty_like(p), torch.zeros_like(s)
+        for lo, tile in _tiles(low_p, low_s.T.contiguous(), bound + lse, hit_rows, hit_cols):
+            rows = slice(lo, lo + len(tile))
+            weighted = tile.exp_().mul_(grad[rows].unsqueeze(1)).to(ctx.dtype)  # softmax * grad: d lse / d block
+            p_grad[rows] = weighted @ low_s
+            s_grad += weighted.T @ low_p[rows]
+        return p_grad, s_grad, None, None, None
+
+
+def _tiles(p: Tensor, s_t: Tensor, shift: Tensor, hit_rows: Tensor, hit_cols: Tensor) -> Iterator[tuple[int, Tensor]]:
+    """(first row, float32 tile of p @ s_t - shift with the marked entries at -inf), SHARED_TILE_ROWS rows each."""
+    for lo in range(0, p.shape[0], SHARED_TILE_ROWS):
+        tile = (p[lo : lo + SHARED_TILE_ROWS] @ s_t).float()
+        tile.sub_(shift[lo : lo + len(tile)].unsqueeze(1))
+        marked = (hit_rows >= lo) & (hit_rows < lo + len(tile))
+        tile[hit_rows[marked] - lo, hit_cols[marked]] = float("-inf")
+        yield lo, tile
 
 
 def ranking_loss(
@@ -149,7 +188,9 @@ def ranking_loss(
         if shared is not None and len(shared):
             rows = torch.isin(pos[1], shared).nonzero(as_tuple=True)[0]  # the few positives drawn as negatives
             hit_rows, hit_cols = (shared.unsqueeze(0) == target[rows]).nonzero(as_tuple=True)
-            shared_lse = _SharedLogSumExp.apply(p, track_z.index_select(0, shared), rows[hit_rows], hit_cols)  # [n]
+            low = torch.bfloat16 if config.bf16_shared_products and fast_bf16(p.device) else torch.float32
+            shared_z = track_z.index_select(0, shared)
+            shared_lse = _SharedLogSumExp.apply(p, shared_z, rows[hit_rows], hit_cols, low)  # [n]
             lse = torch.logaddexp(lse, shared_lse)
         return (lse - s_pos).mean()
     s_pos = (p * t_pos).sum(-1)  # [n]

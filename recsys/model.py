@@ -49,8 +49,8 @@ class PooledDropout(nn.Dropout):
         if not self.training or self.p == 0.0 or x.shape[0] <= self.pool_rows:
             return super().forward(x)
         keep = 1.0 - self.p
-        pool = torch.empty(self.pool_rows, *x.shape[1:], dtype=x.dtype).bernoulli_(keep).div_(keep)
-        return x * pool.index_select(0, torch.randint(0, self.pool_rows, (x.shape[0],)))
+        pool = torch.empty(self.pool_rows, *x.shape[1:], dtype=x.dtype, device=x.device).bernoulli_(keep).div_(keep)
+        return x * pool.index_select(0, torch.randint(0, self.pool_rows, (x.shape[0],), device=x.device))
 
 
 class HybridGNN(nn.Module):

@@ -15,17 +15,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch_geometric.metrics import LinkPredRecall
 from tqdm.auto import tqdm
 
 from recsys.config import TrainConfig
 from recsys.data import Catalog
+from recsys.device import resolve_device
 from recsys.distributed import Ranks
 from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
 from recsys.listeners import ListenerNodes, no_listeners, training_catalog
 from recsys.loss import ListenerDislikes, PlaylistMembers, chunk_loss, normalise_for, sample_negatives
 from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
+from recsys.train_progress import (
+    Progress,
+    metric_names,
+    recall_at_k,
+    seed_recall_at_k,
+    stopping_score,
+    validation_names,
+)
+
+__all__ = ["TrainResult", "fit", "keep_freed_memory", "metric_names"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +71,17 @@ class TrainResult:
 class _Graphs:
     """Edge sets in the joint numbering, normalised once each."""
 
-    def __init__(self, inputs: GraphInputs, config: TrainConfig) -> None:
+    def __init__(self, inputs: GraphInputs, config: TrainConfig, device: torch.device) -> None:
         self.inputs = inputs
         self.with_attributes = config.model.kind == "hybrid" and config.model.use_artist_album_nodes
         self.self_loops = config.model.kind == "design_gcn"
-        self.attr = attribute_edge_index(inputs) if self.with_attributes else torch.empty(2, 0, dtype=torch.long)
+        attr = attribute_edge_index(inputs) if self.with_attributes else torch.empty(2, 0, dtype=torch.long)
+        self.attr = attr.to(device)
         self.num_nodes = inputs.num_nodes if self.self_loops is False else inputs.num_playlists + inputs.num_tracks
 
     def propagation(self, pairs: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Message-passing graph over the given playlist-track pairs: the normalised adjacency.
+        """Message-passing graph over the given playlist-track pairs (on the training device): the normalised
+        adjacency.
 
         The hybrid model gets it as one sparse CSR matrix (PyG then propagates with a sparse-dense product, several
         times faster than gather/scatter on CPU); the GCNConv baseline gets edge_index and weights.
@@ -85,59 +97,10 @@ class _Graphs:
             return coo.coalesce().to_sparse_csr(), None
 
 
-def recall_at_k(
-    playlist_z: Tensor,
-    track_z: Tensor,
-    known: Tensor,
-    held: Tensor,
-    k: int,
-    normalise: bool,
-    max_playlists: int | None = None,
-    generator: torch.Generator | None = None,
-    rows_per_block: int = 256,
-) -> float:
-    """Recall@k of held pairs [2, n] ranking the whole catalogue, with known pairs [2, m] masked out.
-
-    Scores are computed a block of playlists at a time (memory [rows_per_block, T]); with max_playlists, a seeded
-    sample of that many held-out playlists is scored (a 10M-pair catalogue has ~28k of them)."""
-    if held.shape[1] == 0:
-        return float("nan")
-    playlists = torch.unique(held[0])
-    if max_playlists is not None and len(playlists) > max_playlists:
-        pick = torch.randperm(len(playlists), generator=generator)[:max_playlists]
-        playlists = playlists[pick].sort().values
-    if normalise:
-        playlist_z, track_z = F.normalize(playlist_z, dim=-1), F.normalize(track_z, dim=-1)
-    row_of = torch.full((playlist_z.shape[0],), -1, dtype=torch.long)
-    row_of[playlists] = torch.arange(len(playlists))
-    known_rows, held_rows = row_of[known[0]], row_of[held[0]]
-    known, held = known[:, known_rows >= 0], held[:, held_rows >= 0]
-    known_rows, held_rows = known_rows[known_rows >= 0], held_rows[held_rows >= 0]
-    metric = LinkPredRecall(k=min(k, track_z.shape[0]))
-    for lo in range(0, len(playlists), rows_per_block):
-        hi = min(lo + rows_per_block, len(playlists))
-        scores = playlist_z[playlists[lo:hi]] @ track_z.T  # [block, T]
-        in_block = (known_rows >= lo) & (known_rows < hi)
-        scores[known_rows[in_block] - lo, known[1][in_block]] = float("-inf")
-        top = scores.topk(metric.k, dim=1).indices
-        in_block = (held_rows >= lo) & (held_rows < hi)
-        metric.update(top, torch.stack([held_rows[in_block] - lo, held[1][in_block]]))
-    return float(metric.compute())
-
-
-def metric_names(config: TrainConfig | None = None) -> tuple[str, ...]:
-    """The names of the metrics fit() records in TrainResult.metrics (and a snapshot in info.metrics)."""
-    eval_k = (config or TrainConfig()).eval_k
-    return (
-        f"val_recall@{eval_k}",
-        "best_epoch",
-        "epochs_run",
-        "final_loss",
-        "stopped_by_time_budget",
-        "seconds_per_epoch",
-        "loss_share_of_epoch",
-        "world_size",
-    )
+# Seed-continuation validation: each of at most SEED_PLAYLISTS held-out playlists is continued from this many of its
+# training tracks, as the evaluation's new playlists are (recsys.evaluation.SplitConfig.new_playlist_seeds).
+SEEDS_PER_PLAYLIST = 5
+SEED_PLAYLISTS = 500
 
 
 def _step_batches(num_targets: int, config: TrainConfig) -> int:
@@ -146,9 +109,9 @@ def _step_batches(num_targets: int, config: TrainConfig) -> int:
     return max(1, min(math.ceil(num_targets / config.batch_size), config.max_steps_per_epoch))
 
 
-def _genre_pools(catalog: Catalog) -> tuple[Tensor, list[Tensor]]:
+def _genre_pools(catalog: Catalog, device: torch.device) -> tuple[Tensor, list[Tensor]]:
     """Each track's genre code [T] (sorted codes) and, per genre, its tracks: where hard negatives are drawn."""
-    genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64))  # [T] sorted codes
+    genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64)).to(device)  # [T]
     return genre_idx, [(genre_idx == g).nonzero(as_tuple=True)[0] for g in range(int(genre_idx.max()) + 1)]
 
 
@@ -161,35 +124,46 @@ class _Run:
     """One training run's state, built once: seeded random stream, graphs, held-out pairs, model and optimiser.
 
     Listener nodes are playlist nodes after the catalogue's: their pairs train and pass messages like any
-    playlist's, but are never held out, so validation measures the catalogue's playlists only."""
+    playlist's, but are never held out, so validation measures the catalogue's playlists only.
+
+    The pairs are split on the CPU (the same held-out pairs on every device); everything an epoch computes with
+    (graphs, model, negatives, loss) lives on self.device. Draws made there come from self.draws: on the CPU that
+    is self.gen itself, so a CPU run is exactly what it was before devices existed."""
 
     def __init__(self, catalog: Catalog, config: TrainConfig, ranks: Ranks, listeners: ListenerNodes) -> None:
         self.config, self.ranks = config, ranks
+        self.device = device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
+        self.draws = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
         joined = training_catalog(catalog, listeners) if listeners.num_listeners else catalog
         self.inputs = build_inputs(joined, scaling=config.model.feature_scaling)
-        self.graphs = _Graphs(self.inputs, config)
-        self.all_pairs = torch.from_numpy(joined.edges.copy()).long()  # [2, E + listener likes]
+        self.graphs = _Graphs(self.inputs, config, device)
+        self.all_pairs = torch.from_numpy(joined.edges.copy()).long()  # [2, E + listener likes], CPU
         playlist_pairs = self.all_pairs[:, : catalog.num_pairs]  # the catalogue's pairs come first
         self.train_pairs, self.val_pairs = split_pairs(playlist_pairs, config.validation_share, self.gen)
         if listeners.num_listeners:
             self.train_pairs = torch.cat([self.train_pairs, self.all_pairs[:, catalog.num_pairs :]], dim=1)
         check_held_out(catalog, self.val_pairs, config)
-        self.dislikes = ListenerDislikes.of(catalog.num_playlists, listeners.dislikes, listeners.num_listeners)
-        self.val_graph = self.graphs.propagation(self.train_pairs)
+        dislikes = ListenerDislikes.of(catalog.num_playlists, listeners.dislikes, listeners.num_listeners)
+        self.dislikes = dislikes.to(device) if dislikes is not None else None
+        # What validation scores with, on the device (on the CPU, the same tensors as train_pairs and val_pairs).
+        self.known_pairs, self.held_pairs = self.train_pairs.to(device), self.val_pairs.to(device)
+        self.val_graph = self.graphs.propagation(self.known_pairs)
         # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
-        self.val_hide = _cold_tracks(self.train_pairs, self.inputs.num_tracks) if config.genre_dropout else None
-        self.model = build_model(self.inputs, config.model, seed=config.seed)
+        self.val_cold = _cold_tracks(self.known_pairs, self.inputs.num_tracks)
+        self.val_hide = self.val_cold if config.genre_dropout else None
+        self.model = build_model(self.inputs, config.model, seed=config.seed).to(device)
         self.net: torch.nn.Module = self.model
         if ranks.world > 1:
             # Broadcasts rank 0's initial weights and averages gradients; the buffers are constant model inputs.
-            self.net = DistributedDataParallel(self.model, broadcast_buffers=False)
+            ids = [device.index] if device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
-        self.genre_idx, self.genre_pools = _genre_pools(catalog)
+        self.genre_idx, self.genre_pools = _genre_pools(catalog, device)
         skips = config.loss.kind == "softmax" and config.loss.skip_playlist_members
-        self.members = PlaylistMembers(self.train_pairs, self.inputs.num_tracks) if skips else None
+        self.members = PlaylistMembers(self.known_pairs, self.inputs.num_tracks) if skips else None
 
     def epoch(self) -> tuple[float, float]:
         """Train one epoch: its mean loss, and the seconds spent in the loss chunks (not in propagation)."""
@@ -198,11 +172,14 @@ class _Run:
             mp_pairs, target_pairs = split_pairs(self.train_pairs, self.config.target_edge_share, self.gen)
         else:
             mp_pairs, target_pairs = self.train_pairs, self.train_pairs
+        device, draws = self.device, self.draws
+        mp_pairs, target_pairs = mp_pairs.to(device), target_pairs.to(device)
         graph = self.graphs.propagation(mp_pairs)
         # Genre is a playlist label: a track cold in this step keeps it only with probability 1 - genre_dropout.
         cold = _cold_tracks(mp_pairs, self.inputs.num_tracks)
-        hide_genre = cold & (torch.rand(self.inputs.num_tracks, generator=self.gen) < self.config.genre_dropout)
-        order = torch.randperm(target_pairs.shape[1], generator=self.gen)
+        coin = torch.rand(self.inputs.num_tracks, generator=draws, device=device)
+        hide_genre = cold & (coin < self.config.genre_dropout)
+        order = torch.randperm(target_pairs.shape[1], generator=draws, device=device)
         losses = []
         loss_start = time.perf_counter()
         propagation_seconds = 0.0
@@ -222,7 +199,7 @@ class _Run:
         tables = [h.detach() for h in heads]
         grads = [torch.zeros_like(t) for t in tables]
         step_loss = self._chunks_loss(tables, grads, target_pairs, step)
-        reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.tensor(0.0))
+        reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.zeros((), device=self.device))
         reg = self.config.loss.weight_decay * reg / len(step)
         self.opt.zero_grad()
         propagation_start = time.perf_counter()
@@ -248,11 +225,12 @@ class _Run:
                 config.loss.hard_share,
                 self.genre_pools,
                 self.genre_idx,
-                self.gen,
+                self.draws,
                 playlists=pos[0],
                 dislikes=self.dislikes,
             )
-            shared = torch.randint(0, self.inputs.num_tracks, (config.loss.num_shared_negatives,), generator=self.gen)
+            num_shared = config.loss.num_shared_negatives
+            shared = torch.randint(0, self.inputs.num_tracks, (num_shared,), generator=self.draws, device=self.device)
             if chunk_no % ranks.world != ranks.rank:
                 continue
             # Weighted so that the chunks of all ranks sum to the step's mean (DDP divides by the world size).
@@ -261,22 +239,21 @@ class _Run:
             step_loss += chunk_loss(tables, grads, pos, neg, shared, config.loss, weight, skip) / ranks.world
         return step_loss
 
-    def validate(self) -> float:
-        """Recall@eval_k of the held-out pairs, scored over the training graph with the training pairs masked."""
+    def validate(self) -> dict[str, float]:
+        """Recall@eval_k (recsys.train_progress.validation_names) of all held-out pairs, of those of cold tracks,
+        and of seed continuation, scored over the training graph with the training pairs masked."""
         self.model.eval()
         with torch.no_grad():
             pz, tz = self.model(*self.val_graph, self.val_hide)
-        config = self.config
-        return recall_at_k(
-            pz,
-            tz,
-            self.train_pairs,
-            self.val_pairs,
-            config.eval_k,
-            config.loss.kind == "softmax",
-            max_playlists=config.eval_max_playlists,
-            generator=torch.Generator().manual_seed(config.seed),
-        )
+        config, known, held = self.config, self.known_pairs, self.held_pairs
+        k, normalise, most = config.eval_k, config.loss.kind == "softmax", config.eval_max_playlists
+        cold = held[:, self.val_cold[held[1]]]
+        every, cold_name, seeded = validation_names(config)
+        return {
+            every: recall_at_k(pz, tz, known, held, k, normalise, most, torch.Generator().manual_seed(config.seed)),
+            cold_name: recall_at_k(pz, tz, known, cold, k, normalise, most, torch.Generator().manual_seed(config.seed)),
+            seeded: seed_recall_at_k(tz, known, held, k, SEEDS_PER_PLAYLIST, SEED_PLAYLISTS, config.seed),
+        }
 
     def embeddings(self, state: dict[str, Tensor] | None) -> tuple[Tensor, Tensor]:
         """Playlist and track embeddings over all pairs, with the given weights (None: the current ones)."""
@@ -284,58 +261,14 @@ class _Run:
             self.model.load_state_dict(state)
         self.model.eval()
         with torch.no_grad():
-            playlist_z, track_z = self.model(*self.graphs.propagation(self.all_pairs))
-        return playlist_z, track_z
+            playlist_z, track_z = self.model(*self.graphs.propagation(self.all_pairs.to(self.device)))
+        return playlist_z.cpu(), track_z.cpu()
 
 
-@dataclass
-class _Progress:
-    """What the epochs measured so far: the best validation recall and its weights, the loss, where time went."""
-
-    best_recall: float = -1.0
-    best_epoch: int = -1
-    best_state: dict[str, Tensor] | None = None
-    epochs_run: int = 0
-    last_loss: float = float("nan")
-    stopped_by_budget: bool = False
-    # Where an epoch's time goes: the loss chunks (split across ranks) versus the rest (repeated on each rank).
-    epoch_seconds: list[float] = field(default_factory=list)
-    loss_seconds: list[float] = field(default_factory=list)
-
-    def keep_if_best(self, recall: float, epoch: int, model: torch.nn.Module) -> None:
-        """Remember the weights when this validation beat the best so far."""
-        if np.isnan(recall) or recall > self.best_recall:
-            self.best_recall, self.best_epoch = recall, epoch
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    def should_stop(self, epoch: int, elapsed: float, config: TrainConfig) -> bool:
-        """Stop when validation has not improved for patience epochs, or the time budget is spent."""
-        if epoch - self.best_epoch >= config.patience:
-            return True
-        if elapsed > config.max_seconds:
-            log.warning("training stopped at epoch %d: time budget of %.0f s spent", epoch, config.max_seconds)
-            self.stopped_by_budget = True
-            return True
-        return False
-
-    def metrics(self, config: TrainConfig, ranks: Ranks) -> dict[str, float]:
-        """What TrainResult.metrics records, in metric_names() order."""
-        return {
-            f"val_recall@{config.eval_k}": float(self.best_recall),
-            "best_epoch": float(self.best_epoch),
-            "epochs_run": float(self.epochs_run),
-            "final_loss": self.last_loss,
-            "stopped_by_time_budget": float(self.stopped_by_budget),
-            "seconds_per_epoch": float(np.median(self.epoch_seconds)),
-            "loss_share_of_epoch": float(np.sum(self.loss_seconds) / np.sum(self.epoch_seconds)),
-            "world_size": float(ranks.world),
-        }
-
-
-def _train_epochs(run: _Run, catalog: Catalog, start: float) -> _Progress:
+def _train_epochs(run: _Run, catalog: Catalog, start: float) -> Progress:
     """Train epoch after epoch, validating every eval_every, until patience, the time budget or the last epoch."""
     config, ranks = run.config, run.ranks
-    progress = _Progress()
+    progress = Progress()
     bar = tqdm(
         range(1, config.epochs + 1), desc="training", disable=not config.progress or ranks.rank != 0, leave=False
     )
@@ -350,9 +283,12 @@ def _train_epochs(run: _Run, catalog: Catalog, start: float) -> _Progress:
         if epoch % config.eval_every != 0 and epoch != config.epochs:
             bar.set_postfix(loss=f"{progress.last_loss:.4f}")
             continue
-        recall, elapsed = ranks.agree(run.validate(), time.perf_counter() - start)
-        progress.keep_if_best(recall, epoch, run.model)
-        bar.set_postfix(loss=f"{progress.last_loss:.4f}", val_recall=f"{recall:.4f}")
+        measured = run.validate()
+        *agreed, elapsed = ranks.agree(*measured.values(), time.perf_counter() - start)
+        values = dict(zip(measured, agreed, strict=True))
+        score = stopping_score(values, config)
+        progress.keep_if_best(values, score, epoch, run.model)
+        bar.set_postfix(loss=f"{progress.last_loss:.4f}", val_score=f"{score:.4f}")
         if progress.should_stop(epoch, elapsed, config):
             break
     bar.close()
@@ -375,7 +311,7 @@ def fit(catalog: Catalog, config: TrainConfig, listeners: ListenerNodes | None =
     listeners = listeners or no_listeners()
     run = _Run(catalog, config, Ranks.current(), listeners)
     progress = _train_epochs(run, catalog, start)
-    check_validated(progress.best_recall, catalog, run.val_pairs, config)
+    check_validated(progress.best_values[validation_names(config)[0]], catalog, run.val_pairs, config)
     playlist_z, track_z = run.embeddings(progress.best_state)
     if not (torch.isfinite(playlist_z).all() and torch.isfinite(track_z).all()):
         raise unstable_error("training produced non-finite embeddings", catalog, config)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from botkit import FAST_TRAIN
 
 import recsys
@@ -147,6 +148,16 @@ async def test_a_retrain_while_another_process_saves_there_fails_clearly(workdir
         outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 60)
     assert outcome.status == "failed" and "another training is saving here" in (outcome.error or "")
     assert recsys.load(workdir / "model").info.version == serving == service.info.version
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="asserts what a machine without CUDA does")
+async def test_a_retrain_on_cuda_without_a_gpu_fails_in_one_line_and_the_model_keeps_serving(workdir: Path) -> None:
+    service = MusicService(workdir / "songs.csv", workdir / "model", train_config=replace(FAST_TRAIN, device="cuda"))
+    await service.start()  # the model on disk serves; only training needs the device
+    serving = service.info.version
+    outcome = await asyncio.wait_for(service.retrain(only_if_changed=False), 120)
+    assert outcome.status == "failed" and "no CUDA GPU" in (outcome.error or "") and "\n" not in (outcome.error or "")
+    assert service.info.version == serving == recsys.load(workdir / "model").info.version
 
 
 async def test_a_broken_csv_is_retried_by_the_schedule_only_once_it_changes(workdir: Path) -> None:

@@ -80,6 +80,16 @@ def test_training_budget_reaches_the_retrain_config(monkeypatch: pytest.MonkeyPa
         BotSettings(_env_file=None)  # type: ignore[call-arg]
 
 
+def test_training_device_reaches_the_retrain_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSICREC_TRAIN_DEVICE", "auto")
+    config = BotSettings(_env_file=None).train_config()  # type: ignore[call-arg]
+    assert config is not None and config.device == "auto"
+    assert config.max_seconds == recsys.TrainConfig().max_seconds  # no budget set: the library's
+    monkeypatch.setenv("MUSICREC_TRAIN_DEVICE", "gpu")
+    with pytest.raises(ValidationError, match="train_device"):
+        BotSettings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_unknown_retrain_metric_is_refused_at_start_up_naming_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     # "recall@20" is what an older comment suggested; training records "val_recall@20", so every retrain would
     # have been rejected for a metric that never exists.
