@@ -1,16 +1,22 @@
-"""Serving at scale: exact vs approximate similar_tracks, and fuzzy search, on synthetic 100k and 1M track snapshots.
+"""Serving at scale: exact vs approximate similar_tracks, and fuzzy search, on synthetic snapshots of 100k, 1M and
+2.26M tracks (the Million Playlist Dataset's catalogue); then the snapshot is saved and loaded by recsys.load in a
+fresh process that answers 100 similar and 100 search queries: its load time and peak RSS are serving's.
 
 No training: names come from recsys.scale's generator, embeddings are clustered like trained ones (subgenre centre
 + artist offset + track noise, L2-normalised), so neighbours are artist- and genre-mates as in a real model.
 
-python bench/bench_scale_serving.py [--sizes 100000 1000000] [--queries 1000] [--out docs/scale_serving.md]
+python bench/bench_scale_serving.py [--sizes 100000 1000000 2260000] [--queries 1000] [--out docs/scale_serving.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,6 +73,36 @@ def _pct(samples: list[float]) -> str:
     return f"{np.percentile(ms, 50):.2f} / {np.percentile(ms, 99):.2f}"
 
 
+# Run by a fresh interpreter: load a saved snapshot, answer the queries on stdin, report load time and peak RSS.
+_SERVE = """
+import json, resource, sys, time
+import recsys
+t = time.perf_counter()
+snap = recsys.load(sys.argv[1])
+load_s = time.perf_counter() - t
+queries = json.load(sys.stdin)
+for track_id in queries["ids"]:
+    snap.similar_tracks(track_id, k=10)
+for text in queries["texts"]:
+    snap.search(text)
+print(json.dumps({"load_s": load_s, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+"""
+
+
+def serve_in_fresh_process(snap: Snapshot, ids: list[str], texts: list[str]) -> dict[str, float]:
+    """Save snap, then load it in a new process that answers the queries: load seconds and peak RSS (GB)."""
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        snap.save(Path(tmp) / "model")
+        proc = subprocess.run(
+            [sys.executable, "-c", _SERVE, str(Path(tmp) / "model")],
+            input=json.dumps({"ids": ids, "texts": texts}),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, str]:
     rng = np.random.default_rng(1)
     arrays = synthetic_arrays(num_tracks)
@@ -119,6 +155,7 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
             same_top.append(bool(hits) and bool(full) and hits[0].match == full[0].match)
     # The bot runs each search in a worker thread; the event loop must keep answering meanwhile.
     stall_ms = asyncio.run(event_loop_stall(approx, texts[:100])) * 1000
+    served = serve_in_fresh_process(approx, ids[:100], texts[:100])
     return {
         "tracks": f"{n:,}",
         "similar exact p50 / p99 ms": _pct(lat_exact),
@@ -130,12 +167,14 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
         "search pre-filtered p50 / p99 ms": _pct(lat_search),
         "same top match as full scan": f"{np.mean(same_top):.2f}",
         "longest event-loop stall, 100 searches in a thread ms": f"{stall_ms:.1f}",
+        "snapshot load s (recsys.load, fresh process)": f"{served['load_s']:.1f}",
+        "serving peak RSS GB (load + 200 queries)": f"{served['rss_gb']:.2f}",
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 2_260_000])
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--search-queries", type=int, default=500)
     parser.add_argument("--out", help="write the markdown table to this file")

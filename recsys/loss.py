@@ -109,7 +109,9 @@ def fast_bf16(device: torch.device) -> bool:
     AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated and slower, so the shared block stays float32 there."""
     if device.type == "cuda":
         return True
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    # Private probes (torch.cpu has no public one); a torch without them is treated as having neither.
+    probes = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(probe() for probe in probes if probe is not None)
 
 
 class _SharedLogSumExp(torch.autograd.Function):

@@ -136,7 +136,7 @@ class _Run:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
-        self.draws = self.gen if device.type == "cpu" else torch.Generator(device).manual_seed(config.seed)
+        self.draws = self.gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(config.seed)
         joined = training_catalog(catalog, listeners) if listeners.num_listeners else catalog
         self.inputs = build_inputs(joined, scaling=config.model.feature_scaling)
         self.graphs = _Graphs(self.inputs, config, device)

@@ -42,3 +42,17 @@ def test_the_product_score_is_the_mean_of_the_cold_and_seed_recalls() -> None:
     product = dataclasses.replace(config, early_stopping="product")
     assert math.isclose(stopping_score(values, product), 0.15)
     assert stopping_score(values | {cold: float("nan")}, product) == 0.1  # no cold track held out: seeds alone
+
+
+def test_training_keeps_the_epoch_with_the_best_product_score_and_records_its_validation(
+    demo_catalog: recsys.Catalog,
+) -> None:
+    from recsys.train import fit
+    from tests.conftest import FAST_CONFIG
+
+    config = dataclasses.replace(FAST_CONFIG, epochs=8, eval_every=2, early_stopping="product")
+    metrics = fit(demo_catalog, config).metrics
+    every, _, seeded = validation_names(config)
+    assert metrics[seeded] > 0.1 and metrics[every] > 0.1  # the planted playlists are learnable from seeds
+    assert math.isclose(metrics["val_score"], stopping_score(metrics, config))
+    assert metrics["best_epoch"] in (2, 4, 6, 8)
