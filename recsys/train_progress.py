@@ -67,11 +67,12 @@ def seed_recall_at_k(
     seed: int,
 ) -> float:
     """Recall@k of sampled playlists' held pairs [2, n] when each is continued from num_seeds of its known tracks
-    (pairs [2, m]) by the rule that serves new playlists (recsys.ranking.seed_scores at SeedConfig's temperature),
-    its other known tracks excluded: how well the track embeddings do what /mix and new listeners need."""
-    from recsys.ranking import SeedConfig, seed_scores
+    (pairs [2, m]) by the rule that serves new playlists (recsys.ranking.seed_scores at SeedConfig's temperature,
+    in the batched form seed_order_scores), its other known tracks excluded: how well the track embeddings do
+    what /mix and new listeners need."""
+    from recsys.ranking import SeedConfig
 
-    tz = F.normalize(track_z.float(), dim=-1).cpu().numpy()
+    tz = F.normalize(track_z.float(), dim=-1)
     k = min(k, len(tz) - 1)
     known_of, held_of = _grouped(known.cpu().numpy()), _grouped(held.cpu().numpy())
     candidates = np.array(sorted(known_of.keys() & held_of.keys()), dtype=np.int64)
@@ -79,15 +80,30 @@ def seed_recall_at_k(
         return float("nan")
     rng = np.random.default_rng(seed)
     candidates = np.sort(rng.permutation(candidates)[:max_playlists])
-    temperature = SeedConfig().temperature
+    block = max(1, 2**24 // (num_seeds * len(tz)))  # [block, num_seeds, T] float32: at most 64 MB
     recalls = []
-    for playlist in candidates:
-        mine, targets = known_of[playlist], held_of[playlist]
-        scores = seed_scores(tz, rng.permutation(mine)[:num_seeds], temperature)
-        scores[mine] = -np.inf
-        top = np.argpartition(-scores, k)[:k]
-        recalls.append(np.isin(targets, top).mean())
+    for lo in range(0, len(candidates), block):
+        playlists = candidates[lo : lo + block]
+        seeds = torch.zeros(len(playlists), num_seeds, dtype=torch.long)
+        weights = torch.zeros(len(playlists), num_seeds)
+        for row, playlist in enumerate(playlists):
+            chosen = torch.from_numpy(rng.permutation(known_of[playlist])[:num_seeds])
+            seeds[row, : len(chosen)], weights[row, : len(chosen)] = chosen, 1.0
+        scores = seed_order_scores(tz, seeds.to(tz.device), weights.to(tz.device), SeedConfig().temperature)
+        mine = [known_of[playlist] for playlist in playlists]
+        rows = np.repeat(np.arange(len(playlists)), [len(m) for m in mine])
+        scores[torch.from_numpy(rows).to(tz.device), torch.from_numpy(np.concatenate(mine)).to(tz.device)] = -1.0
+        top = scores.topk(k, dim=1).indices.cpu().numpy()
+        recalls += [np.isin(held_of[playlist], top[row]).mean() for row, playlist in enumerate(playlists)]
     return float(np.mean(recalls))
+
+
+def seed_order_scores(track_z: Tensor, seeds: Tensor, weights: Tensor, temperature: float) -> Tensor:
+    """[B, T]: for each row of seeds [B, s] (track rows; weights [B, s] 1 for a seed, 0 for padding), scores that
+    order the catalogue exactly as recsys.ranking.seed_scores does for those seeds: the sum over the seeds of
+    exp((cosine - 1) / temperature), of which seed_scores is an increasing function. All >= 0."""
+    cosines = torch.einsum("bsd,td->bst", track_z[seeds], track_z)  # [B, s, T]
+    return (cosines.sub_(1.0).div_(temperature).exp_() * weights.unsqueeze(2)).sum(dim=1)
 
 
 def _grouped(pairs: np.ndarray) -> dict[int, np.ndarray]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 
 import recsys
-from recsys.train_progress import seed_recall_at_k, stopping_score, validation_names
+from recsys.train_progress import seed_order_scores, seed_recall_at_k, stopping_score, validation_names
 
 
 def _planted() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -56,3 +57,16 @@ def test_training_keeps_the_epoch_with_the_best_product_score_and_records_its_va
     assert metrics[seeded] > 0.1 and metrics[every] > 0.1  # the planted playlists are learnable from seeds
     assert math.isclose(metrics["val_score"], stopping_score(metrics, config))
     assert metrics["best_epoch"] in (2, 4, 6, 8)
+
+
+def test_batched_seed_scores_order_the_catalogue_as_the_served_rule_does() -> None:
+    from recsys.ranking import seed_scores
+
+    gen = torch.Generator().manual_seed(2)
+    track_z = torch.nn.functional.normalize(torch.randn(300, 16, generator=gen), dim=-1)
+    seeds = torch.tensor([[3, 50, 7, 0, 0], [9, 10, 11, 12, 13]])
+    weights = torch.tensor([[1.0, 1, 1, 0, 0], [1, 1, 1, 1, 1]])  # the first row has 3 seeds and 2 paddings
+    batched = seed_order_scores(track_z, seeds, weights, temperature=0.2)
+    for row, count in enumerate((3, 5)):
+        served = seed_scores(track_z.numpy(), seeds[row, :count].numpy(), temperature=0.2)
+        assert np.argsort(-served)[:50].tolist() == torch.argsort(batched[row], descending=True)[:50].tolist()
