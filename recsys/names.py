@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from rapidfuzz import fuzz, process, utils
 
 from recsys.name_index import NameIndex, NameIndexConfig
@@ -33,6 +34,18 @@ def fold(text: str) -> str:
     return " ".join(utils.default_process("".join(ch for ch in decomposed if not unicodedata.combining(ch))).split())
 
 
+def fold_many(texts: Sequence[str]) -> list[str]:
+    """[fold(t) for t in texts], folding each distinct text once: a catalogue repeats its artists on every track."""
+    folded: dict[str, str] = {}
+    return [folded[t] if t in folded else folded.setdefault(t, fold(t)) for t in texts]
+
+
+def _group_numbers(keys: Sequence[str] | np.ndarray) -> np.ndarray:
+    """One group number per key [n] int64, equal keys equal numbers (numbered by first appearance: hashing, not
+    sorting, the strings)."""
+    return pd.factorize(np.array(keys, dtype=object))[0].astype(np.int64)
+
+
 def words(text: str) -> str:
     """The folded text with single spaces, padded with one space each side, for whole-word tests."""
     return " " + " ".join(fold(text).split()) + " "
@@ -49,7 +62,7 @@ def artist_groups(artists: Sequence[str]) -> np.ndarray:
     artist bonus and the evaluation's distinct-artist count)."""
     if not len(artists):
         return np.zeros(0, dtype=np.int64)
-    return np.unique(artist_keys(artists), return_inverse=True)[1].astype(np.int64)
+    return _group_numbers(artist_keys(artists))
 
 
 def base_title(title: str) -> str:
@@ -73,10 +86,11 @@ def song_key(title: str, artist: str) -> str:
 
 def song_groups(titles: Sequence[str], artists: Sequence[str]) -> np.ndarray:
     """Group index per track [n] int64: tracks with the same song_key share it."""
-    keys = [song_key(t, a) for t, a in zip(titles, artists, strict=True)]
-    if not keys:
+    if not len(titles):
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.array(keys, dtype=object), return_inverse=True)[1].astype(np.int64)
+    # song_key, with each distinct base title and artist folded once.
+    bases, folded_artists = fold_many([base_title(t) for t in titles]), fold_many(artists)
+    return _group_numbers([b + "\x1f" + a for b, a in zip(bases, folded_artists, strict=True)])
 
 
 def name_scores(query: str, names: Sequence[str]) -> np.ndarray:
@@ -134,8 +148,8 @@ class NameSearch:
         saved: dict[str, np.ndarray] | None = None,
         config: NameIndexConfig | None = None,
     ) -> None:
-        self.titles = [fold(t) for t in titles]
-        self.artists = [fold(a) for a in artists]
+        self.titles = fold_many(titles)
+        self.artists = fold_many(artists)
         self.combined = [f"{t} {a}" for t, a in zip(self.titles, self.artists, strict=True)]
         # Titles without their version suffix: "ironic" names "Ironic - 2015 Remaster" and "mona lisa" names "Mona Lisa
         # (feat. Kendrick Lamar)" as well as a plain title (the full names score ~45 and drop out of stage one).

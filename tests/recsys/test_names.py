@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import recsys
-from recsys.names import fold, name_score, song_groups, song_key
+from recsys.names import artist_groups, artist_keys, fold, name_score, song_groups, song_key
 
 
 def test_versions_of_a_song_share_a_key_and_other_songs_do_not() -> None:
@@ -47,3 +47,17 @@ def test_name_score_does_not_reward_a_title_made_of_query_words() -> None:
     )
     assert name_score("shape of you", "shape of you") == 100.0
     assert name_score("", "anything") == 0.0
+
+
+def test_song_and_artist_groups_partition_tracks_exactly_as_their_keys_do() -> None:
+    titles = ["Home", "home!", "Home - Live", "Señorita", "Senorita (Remix)", "Yellow", "Yellow", "Home"]
+    artists = ["Ed", "ed", "Ed", "Shawn", "SHAWN", "Coldplay", "Other", "Other"]
+    for groups, keys in (
+        (song_groups(titles, artists), [song_key(t, a) for t, a in zip(titles, artists, strict=True)]),
+        (artist_groups(artists), artist_keys(artists).tolist()),
+    ):
+        for i in range(len(titles)):
+            for j in range(len(titles)):
+                assert (groups[i] == groups[j]) == (keys[i] == keys[j]), (i, j)
+    # Home (3 versions by Ed), Señorita (2 by Shawn), Yellow by Coldplay, Yellow by Other, Home by Other.
+    assert len(set(song_groups(titles, artists).tolist())) == 5
