@@ -83,10 +83,14 @@ class AnnIndex:
         index.add(x)
         return cls(index, config)
 
-    def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        """Row indices of up to k approximate nearest neighbours of one query vector [d], best first."""
+    def search(self, query: np.ndarray, k: int, breadth: int = 1) -> np.ndarray:
+        """Row indices of up to k approximate nearest neighbours of one query vector [d], best first. breadth > 1
+        scans that many times more lists (at most all): for lists that need many artists, not just the nearest
+        tracks. Per call, so concurrent searches do not share the setting."""
         k = min(k, self.size)
-        _, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
+        nprobe = min(self.config.nprobe * max(1, breadth), int(self._index.nlist))
+        params = _faiss().SearchParametersIVF(nprobe=nprobe)
+        _, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
         found: np.ndarray = ids[0]
         return found[found >= 0]
 

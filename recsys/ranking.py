@@ -9,6 +9,7 @@ benchmark's simulated listeners) are scored by one rule each too.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -197,14 +198,18 @@ def _served(snap: Snapshot, query: np.ndarray, k: int, exclude: np.ndarray, cap:
     lists = snap.lists
     cap = lists.max_per_artist if cap is None else cap
     if snap.ann is not None and k > 0:
-        want = 4 * k + len(exclude) + 8
+        want, breadth = 4 * k + len(exclude) + 8, 1
         while want < len(snap.track_z) // 4:
-            cand = snap.ann.search(query, want)
+            cand = snap.ann.search(query, want, breadth)
             cand_scores = lists.adjust(snap.track_z[cand] @ query, snap.popularity[cand])
             picks = best_of(cand, cand_scores, k, exclude, snap.songs, snap.artist_groups, cap)
             if len(picks[0]) == k:
                 return picks
-            want *= 4
+            # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
+            # deep): widen by how far short they fell, at least fourfold, rather than fourfold round after round.
+            # The nearest lists of the index may hold too few artists: scan proportionally more of them too.
+            factor = max(4, math.ceil(2 * k / max(len(picks[0]), 1)))
+            want, breadth = want * factor, breadth * factor
     return pick(snap, snap.track_z @ query, k, exclude, cap)
 
 

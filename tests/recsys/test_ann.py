@@ -175,3 +175,25 @@ def test_name_index_is_saved_with_the_snapshot_and_reused(tmp_path: Path, monkey
     rebuilt = _snapshot(NO_ANN, arrays, name_index_config=config)
     ids = [[h.track.track_id for h in snap.search("artist 42")] for snap in (rebuilt, built)]
     assert ids[0] == ids[1]
+
+
+def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faiss")
+    arrays = planted_arrays()
+    # Every track of a cluster by one artist: with one song per artist, the nearest 100 tracks give one artist.
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    arrays["track_artists"] = np.array([f"artist {c}" for c in cluster])
+    deep = _snapshot(SMALL_ANN, arrays)
+    plain = _snapshot(NO_ANN, arrays)
+    assert deep.ann is not None
+    calls = []
+    search = deep.ann.search
+    monkeypatch.setattr(deep.ann, "search", lambda q, n, breadth=1: calls.append(n) or search(q, n, breadth))
+    queries = arrays["track_ids"][::200].tolist()
+    for tid in queries:
+        got = deep.similar_tracks(tid, k=10)
+        assert len({t.artist for t in got}) == len(got) == 10
+        want = {t.track_id for t in plain.similar_tracks(tid, k=10)}
+        assert len(want & {t.track_id for t in got}) >= 8
+    # Widening by how far short the candidates fell: about two index searches a query, not one per fourfold step.
+    assert len(calls) <= 2 * len(queries)
