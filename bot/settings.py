@@ -10,7 +10,6 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import recsys
-from recsys.config import DeviceName
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
@@ -53,7 +52,7 @@ class BotSettings(BaseSettings):
     train_budget_minutes: float | None = Field(default=None, gt=0)
     # Where a retrain runs: cpu, cuda (a GPU; without one the retrain fails with a one-line error) or auto (a GPU when
     # torch sees one). The library's default is cpu: where training was measured.
-    train_device: DeviceName = "cpu"
+    train_device: recsys.DeviceName = "cpu"
     # A new model is swapped in only if each named metric is at least this value, e.g. {"val_recall@20": 0.05};
     # the names are those training records (recsys.metric_names()), checked at start-up.
     retrain_min_metrics: dict[str, float] = Field(default_factory=dict)

@@ -6,7 +6,7 @@ snap.similar_tracks(track_id, k=10)
 """
 
 from recsys.api import train, train_catalog
-from recsys.config import DataConfig, LossConfig, ModelConfig, TrainConfig
+from recsys.config import DataConfig, DeviceName, LossConfig, ModelConfig, TrainConfig
 from recsys.data import Catalog, load_catalog
 from recsys.errors import (
     DataDownloadError,
@@ -25,7 +25,7 @@ from recsys.resolve import MatchConfig, Resolution, classify, resolve
 from recsys.results import SearchHit, Track
 from recsys.snapshot import Snapshot, SnapshotInfo, load
 from recsys.store import ModelDir, SnapshotBusyError
-from recsys.train import keep_freed_memory, metric_names
+from recsys.train import keep_freed_memory, may_be_unmeasured, metric_names
 
 __version__ = "0.1.0"
 
@@ -34,6 +34,7 @@ __all__ = [
     "DataConfig",
     "DataDownloadError",
     "DataError",
+    "DeviceName",
     "InvalidQueryError",
     "ListenerRatings",
     "LossConfig",
@@ -58,6 +59,7 @@ __all__ = [
     "keep_freed_memory",
     "load",
     "load_catalog",
+    "may_be_unmeasured",
     "metric_names",
     "resolve",
     "train",

@@ -28,6 +28,7 @@ from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 from recsys.train_progress import (
     Progress,
+    may_be_unmeasured,
     metric_names,
     recall_at_k,
     seed_recall_at_k,
@@ -35,7 +36,7 @@ from recsys.train_progress import (
     validation_names,
 )
 
-__all__ = ["TrainResult", "fit", "keep_freed_memory", "metric_names"]
+__all__ = ["TrainResult", "fit", "keep_freed_memory", "may_be_unmeasured", "metric_names"]
 
 log = logging.getLogger(__name__)
 

@@ -122,6 +122,12 @@ def validation_names(config: TrainConfig) -> tuple[str, str, str]:
     return f"val_recall@{k}", f"val_cold_recall@{k}", f"val_seed_recall@{k}"
 
 
+def may_be_unmeasured(name: str) -> bool:
+    """Whether a metric fit() records may be NaN in a good model: the cold-track recall when no held-out track is
+    cold, the seed-continuation recall when no playlist could be continued (stopping_score uses what was measured)."""
+    return name.startswith(("val_cold_recall@", "val_seed_recall@"))
+
+
 def stopping_score(values: dict[str, float], config: TrainConfig) -> float:
     """The number early stopping maximises (TrainConfig.early_stopping): the held-out pairs' recall, or the mean of
     the cold-track and seed-continuation recalls (those of them that could be measured)."""
