@@ -71,6 +71,17 @@ def _trained(split: Split, seed: int, keep: Path | None) -> recsys.Snapshot:
     return snap
 
 
+def trained_splits(data: str, seeds: list[int], root: Path, keep: bool) -> list[tuple[recsys.Snapshot, Split]]:
+    """Each seed's inner validation split under root and the default model trained on it (with keep, saved beside
+    the split and reused by the next run: bench_lists and tune_seeds share them)."""
+    trained = []
+    for seed in seeds:
+        split = validation_split(data, seed, root / f"seed{seed}")
+        trained.append((_trained(split, seed, root / f"seed{seed}" / "model" if keep else None), split))
+        print(f"seed {seed}: trained", file=sys.stderr, flush=True)
+    return trained
+
+
 def measure(trained: list[tuple[recsys.Snapshot, Split]], cap: int, popularity: float) -> dict[str, float]:
     """Mean over seeds of each seed's mean over queries, for one knob setting."""
     per_seed = []
@@ -168,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="musicrec-lists-") as tmp:
-        root = Path(args.workdir or tmp)
-        trained = []
-        for seed in args.seeds:
-            split = validation_split(args.data, seed, root / f"seed{seed}")
-            trained.append((_trained(split, seed, root / f"seed{seed}" / "model" if args.workdir else None), split))
-            print(f"seed {seed}: trained", file=sys.stderr, flush=True)
+        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
         found = {(c, p): measure(trained, c, p) for c, p in itertools.product(CAPS, POPULARITY)}
     chosen = choose(found)
     out = Path(args.out)

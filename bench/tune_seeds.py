@@ -25,10 +25,10 @@ import pandas as pd
 import recsys
 from recsys import ranking
 from recsys.baselines import ArtistAlbumScorer
-from recsys.evaluation.harness import evaluate_new_playlists, validation_split
+from recsys.evaluation.harness import evaluate_new_playlists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lists import _trained
+from bench_lists import trained_splits
 
 TEMPERATURES = (0.05, 0.1, 0.2)
 ARTIST_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
@@ -65,11 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="musicrec-seeds-") as tmp:
-        root = Path(args.workdir or tmp)
-        trained = []
-        for seed in args.seeds:
-            split = validation_split(args.data, seed, root / f"seed{seed}")
-            trained.append((_trained(split, seed, root / f"seed{seed}" / "model" if args.workdir else None), split))
+        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
         heuristic = [
             np.nanmean(evaluate_new_playlists(ArtistAlbumScorer(s.catalog), s)["new/recall@20"]) for _, s in trained
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,7 @@ def normalise_for(loss: LossConfig, playlist_z: Tensor, track_z: Tensor) -> tupl
 SHARED_TILE_ROWS = 1024
 
 
+@functools.cache
 def fast_bf16(device: torch.device) -> bool:
     """Whether this device multiplies bfloat16 matrices natively (faster than float32): CUDA GPUs, and CPUs with
     AVX512-BF16 or AMX. Elsewhere bfloat16 is emulated and slower, so the shared block stays float32 there."""

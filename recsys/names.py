@@ -81,7 +81,12 @@ def song_key(title: str, artist: str) -> str:
     A single, an album track, a remaster and a live version are versions of one song; every list the product
     shows (and every list the evaluation scores) holds at most one of them.
     """
-    return title_key(title) + "\x1f" + fold(artist)
+    return _joined_key(title_key(title), fold(artist))
+
+
+def _joined_key(folded_base_title: str, folded_artist: str) -> str:
+    """song_key from its folded parts (song_groups folds each distinct part once)."""
+    return folded_base_title + "\x1f" + folded_artist
 
 
 def song_groups(titles: Sequence[str], artists: Sequence[str]) -> np.ndarray:
@@ -90,7 +95,7 @@ def song_groups(titles: Sequence[str], artists: Sequence[str]) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     # song_key, with each distinct base title and artist folded once.
     bases, folded_artists = fold_many([base_title(t) for t in titles]), fold_many(artists)
-    return _group_numbers([b + "\x1f" + a for b, a in zip(bases, folded_artists, strict=True)])
+    return _group_numbers([_joined_key(b, a) for b, a in zip(bases, folded_artists, strict=True)])
 
 
 def name_scores(query: str, names: Sequence[str]) -> np.ndarray:

@@ -28,10 +28,10 @@ from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 from recsys.train_progress import (
     Progress,
+    SeedValidation,
     may_be_unmeasured,
     metric_names,
     recall_at_k,
-    seed_recall_at_k,
     stopping_score,
     validation_names,
 )
@@ -155,6 +155,10 @@ class _Run:
         # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
         self.val_cold = _cold_tracks(self.known_pairs, self.inputs.num_tracks)
         self.val_hide = self.val_cold if config.genre_dropout else None
+        # New playlists continued from seeds: drawn once, scored at every validation.
+        self.seed_validation = SeedValidation(
+            self.known_pairs, self.held_pairs, SEEDS_PER_PLAYLIST, SEED_PLAYLISTS, config.seed
+        )
         self.model = build_model(self.inputs, config.model, seed=config.seed).to(device)
         self.net: torch.nn.Module = self.model
         if ranks.world > 1:
@@ -253,7 +257,7 @@ class _Run:
         return {
             every: recall_at_k(pz, tz, known, held, k, normalise, most, torch.Generator().manual_seed(config.seed)),
             cold_name: recall_at_k(pz, tz, known, cold, k, normalise, most, torch.Generator().manual_seed(config.seed)),
-            seeded: seed_recall_at_k(tz, known, held, k, SEEDS_PER_PLAYLIST, SEED_PLAYLISTS, config.seed),
+            seeded: self.seed_validation.recall(tz, k),
         }
 
     def embeddings(self, state: dict[str, Tensor] | None) -> tuple[Tensor, Tensor]:

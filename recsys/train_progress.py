@@ -69,33 +69,48 @@ def seed_recall_at_k(
     """Recall@k of sampled playlists' held pairs [2, n] when each is continued from num_seeds of its known tracks
     (pairs [2, m]) by the rule that serves new playlists (recsys.ranking.seed_scores at SeedConfig's temperature,
     in the batched form seed_order_scores), its other known tracks excluded: how well the track embeddings do
-    what /mix and new listeners need."""
-    from recsys.ranking import SeedConfig
+    what /mix and new listeners need. One call of SeedValidation, which training builds once."""
+    return SeedValidation(known, held, num_seeds, max_playlists, seed).recall(track_z, k)
 
-    tz = F.normalize(track_z.float(), dim=-1)
-    k = min(k, len(tz) - 1)
-    known_of, held_of = _grouped(known.cpu().numpy()), _grouped(held.cpu().numpy())
-    candidates = np.array(sorted(known_of.keys() & held_of.keys()), dtype=np.int64)
-    if k <= 0 or not len(candidates):
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    candidates = np.sort(rng.permutation(candidates)[:max_playlists])
-    block = max(1, 2**24 // (num_seeds * len(tz)))  # [block, num_seeds, T] float32: at most 64 MB
-    recalls = []
-    for lo in range(0, len(candidates), block):
-        playlists = candidates[lo : lo + block]
-        seeds = torch.zeros(len(playlists), num_seeds, dtype=torch.long)
-        weights = torch.zeros(len(playlists), num_seeds)
+
+class SeedValidation:
+    """seed_recall_at_k's playlists, seeds and exclusions, drawn once from the pairs (they do not change between
+    epochs); recall() scores them with the embeddings of the moment."""
+
+    def __init__(self, known: Tensor, held: Tensor, num_seeds: int, max_playlists: int, seed: int) -> None:
+        known_of, held_of = _grouped(known.cpu().numpy()), _grouped(held.cpu().numpy())
+        candidates = np.array(sorted(known_of.keys() & held_of.keys()), dtype=np.int64)
+        rng = np.random.default_rng(seed)
+        playlists = np.sort(rng.permutation(candidates)[:max_playlists])
+        self.seeds = torch.zeros(len(playlists), num_seeds, dtype=torch.long)  # [P, s] track rows, 0-padded
+        self.weights = torch.zeros(len(playlists), num_seeds)  # [P, s] 1 for a seed, 0 for padding
         for row, playlist in enumerate(playlists):
             chosen = torch.from_numpy(rng.permutation(known_of[playlist])[:num_seeds])
-            seeds[row, : len(chosen)], weights[row, : len(chosen)] = chosen, 1.0
-        scores = seed_order_scores(tz, seeds.to(tz.device), weights.to(tz.device), SeedConfig().temperature)
-        mine = [known_of[playlist] for playlist in playlists]
-        rows = np.repeat(np.arange(len(playlists)), [len(m) for m in mine])
-        scores[torch.from_numpy(rows).to(tz.device), torch.from_numpy(np.concatenate(mine)).to(tz.device)] = -1.0
-        top = scores.topk(k, dim=1).indices.cpu().numpy()
-        recalls += [np.isin(held_of[playlist], top[row]).mean() for row, playlist in enumerate(playlists)]
-    return float(np.mean(recalls))
+            self.seeds[row, : len(chosen)], self.weights[row, : len(chosen)] = chosen, 1.0
+        self.known = [known_of[playlist] for playlist in playlists]  # excluded from each playlist's ranking
+        self.held = [held_of[playlist] for playlist in playlists]  # what each should find
+
+    def recall(self, track_z: Tensor, k: int) -> float:
+        """Mean Recall@k over the playlists, NaN when there is none (or k cannot be met)."""
+        from recsys.ranking import SeedConfig
+
+        tz = F.normalize(track_z.float(), dim=-1)
+        k = min(k, len(tz) - 1)
+        num_seeds = self.seeds.shape[1]
+        if k <= 0 or not self.known:
+            return float("nan")
+        block = max(1, 2**24 // (num_seeds * len(tz)))  # [block, num_seeds, T] float32: at most 64 MB
+        recalls = []
+        for lo in range(0, len(self.known), block):
+            rows = slice(lo, lo + block)
+            seeds, weights = self.seeds[rows].to(tz.device), self.weights[rows].to(tz.device)
+            scores = seed_order_scores(tz, seeds, weights, SeedConfig().temperature)
+            mine = self.known[rows]
+            at = np.repeat(np.arange(len(mine)), [len(m) for m in mine])
+            scores[torch.from_numpy(at).to(tz.device), torch.from_numpy(np.concatenate(mine)).to(tz.device)] = -1.0
+            top = scores.topk(k, dim=1).indices.cpu().numpy()
+            recalls += [np.isin(targets, top[row]).mean() for row, targets in enumerate(self.held[rows])]
+        return float(np.mean(recalls))
 
 
 def seed_order_scores(track_z: Tensor, seeds: Tensor, weights: Tensor, temperature: float) -> Tensor:
