@@ -18,6 +18,7 @@ from recsys.errors import RecsysError
 log = logging.getLogger(__name__)
 
 INDEX_KEY = "ann_index"  # the serialised index inside a snapshot's arrays.npz (bytes as uint8, not pickle)
+PLAYLIST_INDEX_KEY = "playlist_ann_index"  # the same over playlist embeddings (similar songs' nearest playlists)
 EXTRA_HINT = "pip install 'musicrec[ann]' (faiss-cpu)"
 
 

@@ -107,6 +107,8 @@ class Snapshot:
         self.artist_groups: np.ndarray = artist_groups(self.track_artists.tolist())
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
+        # The same over playlists (the Million Playlist Dataset has a million): similar songs' nearest playlists.
+        self.playlist_ann = ann.index_for(self.playlist_z, arrays.get(ann.PLAYLIST_INDEX_KEY), ann_config)
         self.text_index = text_queries.TextIndex.from_arrays(arrays)  # words -> vectors; None in older snapshots
         self.lists = lists or ranking.ListConfig()  # the artist cap and popularity preference of every list
 
@@ -221,8 +223,9 @@ class Snapshot:
     # ----- scores of the whole catalogue (what the evaluation ranks with recsys.ranking.top_k) -----
 
     def track_scores(self, track_id: str) -> np.ndarray:
-        """Similarity of every catalogue track to one track. [num_tracks], aligned with track_ids."""
-        return self.track_z @ self.track_z[self._idx(track_id)]
+        """Similarity of every catalogue track to one track (recsys.ranking.similar_scores). [num_tracks], aligned
+        with track_ids."""
+        return ranking.similar_scores(self, self._idx(track_id))
 
     def playlist_scores(self, playlist_id: str) -> np.ndarray:
         """How well every catalogue track continues a training playlist. [num_tracks]"""
@@ -247,7 +250,8 @@ class Snapshot:
         return [self.result(i, s, r) for i, s, r in zip(rows, scores.tolist(), reasons, strict=True)]
 
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
-        """The k songs most similar to the track, excluding it and other versions of the same song."""
+        """The k songs most similar to the track (recsys.ranking.similar_scores: the embeddings' cosine plus the songs
+        of the training playlists it would be put in), excluding it and other versions of the same song."""
         q = self._idx(track_id)
         picks = ranking.similar(self, q, k)
         return self._tracks(picks, explain.reasons(self, picks[0], np.array([q])))
@@ -316,6 +320,8 @@ class Snapshot:
         arrays = dict(self._arrays)
         if self.ann is not None and ann.INDEX_KEY not in arrays:
             arrays[ann.INDEX_KEY] = self.ann.to_array()  # saved with the snapshot: no rebuild at load
+        if self.playlist_ann is not None and ann.PLAYLIST_INDEX_KEY not in arrays:
+            arrays[ann.PLAYLIST_INDEX_KEY] = self.playlist_ann.to_array()
         if self.names.index is not None:
             arrays |= self.names.index.to_arrays()
         return arrays

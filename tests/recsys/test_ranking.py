@@ -10,10 +10,14 @@ import pytest
 
 import recsys
 from recsys import ranking
+from recsys.ann import AnnConfig
 from recsys.evaluation import make_split
 from recsys.evaluation.harness import Served
 from recsys.evaluation.splits import Split
 from recsys.ranking import ListConfig, top_k
+from recsys.snapshot import Snapshot, SnapshotInfo
+
+NO_ANN = AnnConfig(min_items=1 << 62)
 
 
 def test_top_k_skips_excluded_rows_and_repeated_songs() -> None:
@@ -122,3 +126,52 @@ def test_a_new_playlist_continues_with_its_seeds_artists_first(demo_snapshot: re
     plain = ranking.seed_scores(demo_snapshot.track_z, np.array([songs_of[0]]), ranking.SeedConfig().temperature)
     rows = top_k(plain, 5, np.array([songs_of[0]]), demo_snapshot.songs)
     assert not all(artists[r] == prolific for r in rows)
+
+
+def _planted_playlist_catalogue(ann_config: AnnConfig) -> Snapshot:
+    """Query t0 sits nearest playlist p0 (members t10..t19, each only moderately like t0 by cosine); t1..t9 are
+    closer to t0 by cosine but in no playlist near it. 300 tracks, one artist each, 3 playlists."""
+    rng = np.random.default_rng(0)
+    dim, num_tracks = 8, 300
+    axis = np.eye(dim, dtype=np.float32)
+    z = rng.standard_normal((num_tracks, dim)).astype(np.float32) * 0.05 + axis[3]  # the crowd, far from t0
+    z[0] = axis[0]
+    z[1:10] = axis[0] + 0.5 * axis[1] + rng.standard_normal((9, dim)) * 0.01  # cosine ~0.89 to t0
+    z[10:20] = axis[0] + 1.2 * axis[2] + rng.standard_normal((10, dim)) * 0.01  # cosine ~0.64 to t0
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    playlist_z = np.stack([axis[0] + 0.3 * axis[2], axis[3], axis[4] + axis[3]])
+    edges = np.array([[0] * 10 + [1] * 10 + [2] * 10, [*range(10, 20), *range(100, 110), *range(200, 210)]])
+    arrays = {
+        "track_ids": np.array([f"t{i}" for i in range(num_tracks)]),
+        "track_names": np.array([f"song {i}" for i in range(num_tracks)]),
+        "track_artists": np.array([f"artist {i}" for i in range(num_tracks)]),
+        "album_names": np.full(num_tracks, "album"),
+        "years": np.full(num_tracks, np.nan, dtype=np.float32),
+        "popularity": np.full(num_tracks, 50.0, dtype=np.float32),
+        "audio": rng.standard_normal((num_tracks, 5)).astype(np.float32),
+        "playlist_ids": np.array(["p0", "p1", "p2"]),
+        "playlist_names": np.array(["near", "crowd", "far"]),
+        "edges": edges,
+        "track_z": z,
+        "playlist_z": (playlist_z / np.linalg.norm(playlist_z, axis=1, keepdims=True)).astype(np.float32),
+    }
+    info = SnapshotInfo("test", "", "", num_tracks, 3, {}, 0.0, "test", {})
+    return Snapshot(arrays, info, ann_config=ann_config)
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_similar_songs_favour_the_members_of_the_playlists_the_song_would_be_in(indexed: bool) -> None:
+    if indexed:
+        pytest.importorskip("faiss")
+    snap = _planted_playlist_catalogue(AnnConfig(min_items=0, nlist=4, nprobe=1) if indexed else NO_ANN)
+    assert (snap.ann is not None) == indexed
+    got = [t.track_id for t in snap.similar_tracks("t0", k=10)]
+    assert set(got) == {f"t{i}" for i in range(10, 20)}  # p0's members, though t1..t9 have higher cosines
+    scores = snap.track_scores("t0")
+    assert scores[10:20].min() > scores[1:10].max()  # what the evaluation ranks is what was served
+    # Without the bonus the cosine alone ranks t1..t9 first: the bonus is what put p0's members on top.
+    plain = ranking.similar_scores(snap, 0, ranking.SimilarConfig(playlist_weight=0.0))
+    assert set(top_k(plain, 9, np.array([0]), snap.songs)) == set(range(1, 10))
+    # The bonus goes to the nearest playlists only: p1 and p2's members (far from t0) get none at 1 playlist.
+    rows, bonus = ranking.playlist_bonus(snap, snap.track_z[0], ranking.SimilarConfig(playlists=1))
+    assert rows.tolist() == list(range(10, 20)) and np.allclose(bonus, ranking.SimilarConfig().playlist_weight)

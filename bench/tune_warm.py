@@ -1,0 +1,81 @@
+"""Warm continuation targets: can RP3beta's co-membership scores, blended into the default model's playlist scores,
+win the warm targets without losing the cold ones? Scored on the inner validation split (never the test split).
+
+python bench/tune_warm.py --data /path/to/spotify_songs.csv [--seeds 0 1 2 3 4] [--workdir /tmp/lists]
+
+The default model is trained once per seed (with --workdir, reused from bench/bench_lists.py's models there). Each
+blend scores a training playlist's continuation by the model's cosine plus weight x log(1 + r / median r), r being
+RP3beta's (recsys.baselines_cf, its tuned defaults) scores and the median taken over the tracks it scores above
+1e-5 (RP3beta's scale differs between playlists; the log keeps a few huge values from deciding alone), and by the
+cosine plus weight x r / max r. Prints continuation Recall@20 of all, cold and warm targets (mean over seeds) for
+each, for RP3beta alone and for the same-artist/album heuristic: the frontier between warm and cold targets. Not in
+the product: no blend met both goals (see the closing note of issue 11).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import recsys
+from recsys.baselines import ArtistAlbumScorer, CatalogScorer
+from recsys.baselines_cf import RP3betaScorer
+from recsys.evaluation.harness import evaluate_continuation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lists import trained_splits
+
+BLENDS = (("log", 0.01), ("log", 0.02), ("log", 0.05), ("log", 0.1), ("max", 0.1), ("max", 0.4), ("max", 1.0))
+KEYS = ("continuation/recall@20", "continuation/recall@20/cold", "continuation/recall@20/warm")
+
+
+class Blend:
+    """The default model's playlist scores plus a scaled RP3beta term."""
+
+    def __init__(self, snap: recsys.Snapshot, cf: CatalogScorer, scale: str, weight: float) -> None:
+        self.snap, self.cf, self.scale, self.weight = snap, cf, scale, weight
+        self.track_ids = snap.track_ids
+
+    def playlist_scores(self, playlist_id: str) -> np.ndarray:
+        model = self.snap.playlist_scores(playlist_id).astype(np.float64)
+        r = self.cf.playlist_scores(playlist_id).astype(np.float64)
+        if self.scale == "max":
+            term = r / max(r.max(), 1e-12)
+        else:
+            scored = r[r > 1e-5]
+            term = np.log1p(r / (np.median(scored) if len(scored) else 1.0))
+        return (model + self.weight * term).astype(np.float32)
+
+
+def _row(name: str, per_seed: list[dict[str, np.ndarray]]) -> None:
+    means = [np.mean([np.nanmean(v[k]) for v in per_seed]) for k in KEYS]
+    print(f"{name:<28} all {means[0]:.4f}  cold {means[1]:.4f}  warm {means[2]:.4f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="musicrec-warm-") as tmp:
+        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
+        cfs = [RP3betaScorer(split.catalog) for _, split in trained]
+        _row("artist_album", [evaluate_continuation(ArtistAlbumScorer(s.catalog), s)[0] for _, s in trained])
+        _row("rp3beta", [evaluate_continuation(cf, s)[0] for cf, (_, s) in zip(cfs, trained, strict=True)])
+        _row("default", [evaluate_continuation(m, s)[0] for m, s in trained])
+        for scale, weight in BLENDS:
+            values = [
+                evaluate_continuation(Blend(m, cf, scale, weight), s)[0]
+                for cf, (m, s) in zip(cfs, trained, strict=True)
+            ]
+            _row(f"default + {weight} x {scale}", values)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
