@@ -20,19 +20,26 @@ CLOSE_GAP = 0.5
 _CATALOGUE_SOUND: weakref.WeakKeyDictionary[Snapshot, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
-def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray) -> list[str | None]:
-    """Per picked row: "same artist", "shares N playlists", "close in X and Y", or None when nothing stands out."""
+def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarray | None = None) -> list[str | None]:
+    """Per picked row: "same artist", "shares N playlists", "in “<playlist>”" (the first of the near playlist rows,
+    nearest first, that holds it: similar songs' playlists), "close in X and Y", or None when nothing stands out."""
     seed_artists = set(snap.artist_groups[seeds].tolist())
     seed_playlists = set(np.concatenate([snap.playlists_of(s) for s in seeds]).tolist()) if len(seeds) else set()
+    rank = {int(p): r for r, p in enumerate(near.tolist())} if near is not None else {}
     centre = snap.audio[seeds].mean(axis=0) if len(seeds) else None
     out: list[str | None] = []
     for idx in picks:
         if int(snap.artist_groups[idx]) in seed_artists:
             out.append("same artist")
             continue
-        shared = len(seed_playlists.intersection(snap.playlists_of(idx).tolist()))
+        playlists = snap.playlists_of(idx).tolist()
+        shared = len(seed_playlists.intersection(playlists))
         if shared:
             out.append(f"shares {shared} playlist{'s' if shared > 1 else ''}")
+            continue
+        fits = [p for p in playlists if p in rank and snap.playlist_names[p]]
+        if fits:
+            out.append(f"in “{snap.playlist_names[min(fits, key=rank.__getitem__)]}”")
             continue
         out.append(_closest_features(centre, snap.audio[idx]) if centre is not None else None)
     return out

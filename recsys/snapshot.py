@@ -111,6 +111,10 @@ class Snapshot:
         self.playlist_ann = ann.index_for(self.playlist_z, arrays.get(ann.PLAYLIST_INDEX_KEY), ann_config)
         self.text_index = text_queries.TextIndex.from_arrays(arrays)  # words -> vectors; None in older snapshots
         self.lists = lists or ranking.ListConfig()  # the artist cap and popularity preference of every list
+        # How similar songs score: the original design (design_gcn, a baseline) keeps its cosine top 10; its playlist
+        # embeddings come from random features and say little about where a song belongs.
+        original = info.model_kind == "design_gcn"
+        self.similar = ranking.SimilarConfig(playlist_weight=0.0) if original else ranking.SimilarConfig()
 
     def with_lists(
         self,
@@ -254,7 +258,8 @@ class Snapshot:
         of the training playlists it would be put in), excluding it and other versions of the same song."""
         q = self._idx(track_id)
         picks = ranking.similar(self, q, k)
-        return self._tracks(picks, explain.reasons(self, picks[0], np.array([q])))
+        near, _ = ranking.nearest_playlists(self, self.track_z[q])
+        return self._tracks(picks, explain.reasons(self, picks[0], np.array([q]), near))
 
     def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
         """The k tracks that best continue a training playlist, excluding its own tracks."""

@@ -128,7 +128,7 @@ def test_a_new_playlist_continues_with_its_seeds_artists_first(demo_snapshot: re
     assert not all(artists[r] == prolific for r in rows)
 
 
-def _planted_playlist_catalogue(ann_config: AnnConfig) -> Snapshot:
+def _planted_playlist_catalogue(ann_config: AnnConfig, kind: str = "hybrid") -> Snapshot:
     """Query t0 sits nearest playlist p0 (members t10..t19, each only moderately like t0 by cosine); t1..t9 are
     closer to t0 by cosine but in no playlist near it. 300 tracks, one artist each, 3 playlists."""
     rng = np.random.default_rng(0)
@@ -155,7 +155,7 @@ def _planted_playlist_catalogue(ann_config: AnnConfig) -> Snapshot:
         "track_z": z,
         "playlist_z": (playlist_z / np.linalg.norm(playlist_z, axis=1, keepdims=True)).astype(np.float32),
     }
-    info = SnapshotInfo("test", "", "", num_tracks, 3, {}, 0.0, "test", {})
+    info = SnapshotInfo("test", "", "", num_tracks, 3, {}, 0.0, kind, {})
     return Snapshot(arrays, info, ann_config=ann_config)
 
 
@@ -165,8 +165,10 @@ def test_similar_songs_favour_the_members_of_the_playlists_the_song_would_be_in(
         pytest.importorskip("faiss")
     snap = _planted_playlist_catalogue(AnnConfig(min_items=0, nlist=4, nprobe=1) if indexed else NO_ANN)
     assert (snap.ann is not None) == indexed
-    got = [t.track_id for t in snap.similar_tracks("t0", k=10)]
+    tracks = snap.similar_tracks("t0", k=10)
+    got = [t.track_id for t in tracks]
     assert set(got) == {f"t{i}" for i in range(10, 20)}  # p0's members, though t1..t9 have higher cosines
+    assert {t.reason for t in tracks} == {"in “near”"}  # the reason names the playlist that put them there
     scores = snap.track_scores("t0")
     assert scores[10:20].min() > scores[1:10].max()  # what the evaluation ranks is what was served
     # Without the bonus the cosine alone ranks t1..t9 first: the bonus is what put p0's members on top.
@@ -175,3 +177,9 @@ def test_similar_songs_favour_the_members_of_the_playlists_the_song_would_be_in(
     # The bonus goes to the nearest playlists only: p1 and p2's members (far from t0) get none at 1 playlist.
     rows, bonus = ranking.playlist_bonus(snap, snap.track_z[0], ranking.SimilarConfig(playlists=1))
     assert rows.tolist() == list(range(10, 20)) and np.allclose(bonus, ranking.SimilarConfig().playlist_weight)
+
+
+def test_the_original_design_keeps_its_cosine_top_10() -> None:
+    # design_gcn's playlist embeddings come from random features: the baseline is served as it was designed.
+    snap = _planted_playlist_catalogue(NO_ANN, kind="design_gcn")
+    assert {t.track_id for t in snap.similar_tracks("t0", k=9)} == {f"t{i}" for i in range(1, 10)}
