@@ -7,9 +7,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from recsys.config import DEVICE_NAMES, TrainConfig
 from recsys.errors import RecsysError, UnknownPlaylistError, UnknownTrackError
+
+if TYPE_CHECKING:
+    from recsys.snapshot import Snapshot
 
 DEFAULT_MODEL_DIR = "models/current"
 MODEL_ENV_VAR = "MUSICREC_MODEL_DIR"
@@ -78,10 +82,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_recommend(args: argparse.Namespace) -> int:
+def _load_serving(args: argparse.Namespace) -> Snapshot:
+    """The snapshot a query command serves from, with --per-artist as the cap of its lists."""
     import recsys
 
     snap = recsys.load(_model_dir(args.model))
+    return snap if args.per_artist is None else snap.with_lists(max_per_artist=args.per_artist)
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    import recsys
+
+    snap = _load_serving(args)
     resolution = recsys.resolve(snap, args.song)
     # A clear answer's other versions and namesakes can be picked too: --pick 2 is the first of them.
     choices = (*resolution.hits, *resolution.others)
@@ -106,9 +118,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
-    import recsys
 
-    snap = recsys.load(_model_dir(args.model))
+    snap = _load_serving(args)
     seed = snap.track(args.track_id)
     print(f"songs like {seed.name} — {seed.artist} ({seed.track_id}):")
     _print_tracks(snap.similar_tracks(args.track_id, k=args.k))
@@ -116,9 +127,8 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 
 
 def _cmd_playlist(args: argparse.Namespace) -> int:
-    import recsys
 
-    snap = recsys.load(_model_dir(args.model))
+    snap = _load_serving(args)
     tracks = snap.recommend_for_playlist(args.playlist_id, k=args.k)
     name = snap.playlist_names[snap.playlist_ids.tolist().index(args.playlist_id)] or args.playlist_id
     print(f"songs to continue the playlist {name!r} ({len(snap.playlist_tracks(args.playlist_id))} songs):")
@@ -187,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--playlist-id", required=True)
         p.add_argument("--model", help=f"snapshot directory (default ${MODEL_ENV_VAR} or {DEFAULT_MODEL_DIR})")
         p.add_argument("-k", type=int, default=10, help="how many songs")
+        p.add_argument(
+            "--per-artist", type=int, help="at most this many songs of one artist (0: no cap; default the model's)"
+        )
         p.set_defaults(func=func)
 
     p = sub.add_parser("data", help="get data: download the public CSV, write the demo or a synthetic catalogue")

@@ -42,8 +42,10 @@ class ListConfig:
     # The same for similar songs (what /recommend answers): 1 gives ten artists in ten songs ("bohemian rhapsody" is
     # not answered with ten Queen songs). Chosen when similar songs were the cosine alone, where it cost 0.9% of
     # cold-query P@10. With the playlist bonus (SimilarConfig) it costs 6.3% on the validation split and the rule
-    # above would now choose 5 (8.06 artists, -2.6%; uncapped 7.84 artists): docs/lists.md. Kept at 1 until that
-    # choice is made on purpose; not yet re-decided.
+    # above would now choose 5 (8.06 artists, -2.6%; uncapped 7.84 artists): docs/lists.md. Kept at 1 on purpose:
+    # at 5 "bohemian rhapsody" is answered with five Queen album tracks and five other artists, at no cap with ten
+    # Queen songs (the complaint this knob exists for); at 1 with Queen's closest song and nine other artists
+    # (`musicrec recommend "bohemian rhapsody" --per-artist 5`, 0 or 1 on the default model of the real data).
     similar_max_per_artist: int = 1
     # Preference for well-known songs: popularity * (Spotify popularity / 100 - 0.5) is added to every score (the
     # model's cosines lie in [-1, 1]); > 0 leans to hits, < 0 to deep cuts, 0 ranks by fit alone. Unknown popularity

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import recsys
@@ -74,6 +75,24 @@ def test_similar_and_playlist(model_dir: Path, demo_catalog: recsys.Catalog) -> 
     assert done.returncode == 0 and done.stdout.count("open.spotify.com") == 3
     done = musicrec("playlist", "--playlist-id", str(demo_catalog.playlist_ids[0]), "--model", str(model_dir))
     assert done.returncode == 0 and done.stdout.count("open.spotify.com") == 10
+
+
+def test_per_artist_sets_the_artist_cap_of_the_list(model_dir: Path, demo_catalog: recsys.Catalog) -> None:
+    snap = recsys.load(model_dir)
+    counts = np.bincount(snap.artist_groups)
+    prolific = str(snap.track_ids[np.flatnonzero(snap.artist_groups == int(np.argmax(counts)))[0]])
+    common = ("similar", "--track-id", prolific, "-k", "10", "--model", str(model_dir))
+
+    def artists(done: subprocess.CompletedProcess[str]) -> list[str]:
+        assert done.returncode == 0, done.stderr
+        # The table's columns: "#" (2), score (6) and title (40) with their gaps, then the artist (25).
+        return [line[53:78].strip() for line in done.stdout.splitlines() if "open.spotify.com" in line]
+
+    uncapped, one = artists(musicrec(*common, "--per-artist", "0")), artists(musicrec(*common, "--per-artist", "1"))
+    assert len(one) == len(uncapped) == 10
+    assert len(set(one)) == 10 and len(set(uncapped)) < 10  # the prolific artist's own songs fill an uncapped list
+    done = musicrec(*common, "--per-artist", "-1")
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "max_per_artist" in done.stderr
 
 
 def test_errors_are_one_line_without_traceback(model_dir: Path, tmp_path: Path) -> None:
