@@ -17,6 +17,10 @@ from rapidfuzz import fuzz, process, utils
 from recsys.name_index import NameIndex, NameIndexConfig
 from recsys.ranking import best_of
 
+# Bumped whenever song_key, artist_keys or their grouping changes: snapshots keep the groups they computed under
+# this version (Snapshot's saved arrays) and a snapshot saved under another recomputes them at load.
+GROUPING_VERSION = 1
+
 # How many rough-match candidates the precise fuzzy scorer ranks in search().
 SEARCH_CANDIDATES = 300
 # A query is cut here before matching: longer than any real "title - artist"; more is a paste, not a song name.

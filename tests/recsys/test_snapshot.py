@@ -183,3 +183,32 @@ def test_search_folds_accents_and_word_order(demo_snapshot: recsys.Snapshot, dem
     track = demo_snapshot.track(str(demo_catalog.track_ids[40]))
     for query in (f"{track.artist} {track.name}", f"{track.name} {track.artist.split()[1]}"):
         assert demo_snapshot.search(query, limit=1)[0].track.artist == track.artist, query
+
+
+def test_song_and_artist_groups_are_saved_and_not_recomputed_at_load(
+    tmp_path: Path, demo_snapshot: recsys.Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recsys import snapshot as snapshot_module
+    from recsys.snapshot import ARTISTS_KEY, SONGS_KEY, Snapshot
+    from recsys.store import read
+
+    demo_snapshot.save(tmp_path / "m")
+    arrays, _ = read(tmp_path / "m")
+    assert np.array_equal(arrays[SONGS_KEY], demo_snapshot.songs)
+    assert np.array_equal(arrays[ARTISTS_KEY], demo_snapshot.artist_groups)
+    calls: list[str] = []
+    real_songs, real_artists = snapshot_module.song_groups, snapshot_module.artist_groups
+    monkeypatch.setattr(snapshot_module, "song_groups", lambda *a: calls.append("songs") or real_songs(*a))
+    monkeypatch.setattr(snapshot_module, "artist_groups", lambda *a: calls.append("artists") or real_artists(*a))
+    loaded = recsys.load(tmp_path / "m")
+    assert calls == []  # read back, not recomputed
+    assert np.array_equal(loaded.songs, demo_snapshot.songs)
+    assert np.array_equal(loaded.artist_groups, demo_snapshot.artist_groups)
+    # Groups saved under another version of the rule, or malformed ones, are recomputed, never trusted.
+    stale = {k: v for k, v in arrays.items() if k not in (SONGS_KEY, ARTISTS_KEY)}
+    stale["song_groups_v0"] = np.zeros(len(demo_snapshot.track_ids), dtype=np.int64)
+    stale[ARTISTS_KEY] = arrays[ARTISTS_KEY][:-1]
+    again = Snapshot(stale, loaded.info)
+    assert calls == ["songs", "artists"]
+    assert np.array_equal(again.songs, demo_snapshot.songs)
+    assert np.array_equal(again.artist_groups, demo_snapshot.artist_groups)
