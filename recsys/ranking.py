@@ -230,7 +230,11 @@ def nearest_playlists(
     if not config.playlist_weight or not len(snap.playlist_z) or config.playlists <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if snap.playlist_ann is not None:  # many playlists: their index proposes twice as many from twice the lists
-        cand = snap.playlist_ann.search(query, 2 * config.playlists, breadth=2)
+        want, breadth = min(2 * config.playlists, len(snap.playlist_z)), 2
+        cand = snap.playlist_ann.search(query, want, breadth)
+        while len(cand) < want and breadth < len(snap.playlist_z):  # too few in the lists scanned: scan more
+            breadth *= 4
+            cand = snap.playlist_ann.search(query, want, breadth)
         affinity = snap.playlist_z[cand] @ query
     else:
         cand, affinity = np.arange(len(snap.playlist_z)), snap.playlist_z @ query  # [P]
@@ -289,11 +293,15 @@ def _served(
     if snap.ann is not None and k > 0:
         want, breadth = 4 * k + len(exclude) + 8, 1
         while want < len(snap.track_z) // 4:
-            cand = np.union1d(snap.ann.search(query, want, breadth), bonus[0])
+            found = snap.ann.search(query, want, breadth)
+            cand = np.union1d(found, bonus[0])
             cand_scores = _with_bonus(cand, snap.track_z[cand] @ query, bonus)
             cand_scores = lists.adjust(cand_scores, snap.popularity[cand])
             picks = best_of(cand, cand_scores, k, exclude, snap.songs, snap.artist_groups, cap)
-            if len(picks[0]) == k:
+            # A track the index did not propose has about at most the lowest cosine it did propose (bonus rows are
+            # all candidates already): a list ending below that frontier may be missing better tracks.
+            frontier = lists.adjust(snap.track_z[found] @ query, snap.popularity[found]).min(initial=np.inf)
+            if len(picks[0]) == k and picks[1][-1] >= frontier:
                 return picks
             # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
             # deep): widen by how far short they fell, at least fourfold, rather than fourfold round after round.

@@ -200,3 +200,21 @@ def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(m
         assert len(want & {t.track_id for t in got}) >= 8
     # Widening by how far short the candidates fell: about two index searches a query, not one per fourfold step.
     assert len(calls) <= 2 * len(queries)
+
+
+def test_a_narrow_index_still_finds_the_nearest_playlists_and_tracks() -> None:
+    pytest.importorskip("faiss")
+    # One-artist-deep clusters and a narrow index (1 list a search; the 50 playlists' index has one per list): the
+    # playlist search must widen until it has the nearest playlists the bonus needs (it found 2 of 20: recall
+    # 0.86), and the members of those playlists, always candidates, must not end the track search while
+    # better-scoring tracks may lie outside the lists scanned.
+    arrays = planted_arrays()
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    arrays["track_artists"] = np.array([f"artist {c}" for c in cluster])
+    narrow = _snapshot(AnnConfig(min_items=0, nlist=64, nprobe=1), arrays)
+    plain = _snapshot(NO_ANN, arrays)
+    recalls = []
+    for tid in arrays["track_ids"][::50].tolist():
+        want = {t.track_id for t in plain.similar_tracks(tid, k=10)}
+        recalls.append(len(want & {t.track_id for t in narrow.similar_tracks(tid, k=10)}) / 10)
+    assert np.mean(recalls) >= 0.95 and min(recalls) >= 0.7
