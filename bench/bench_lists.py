@@ -15,6 +15,7 @@ split are `musicrec evaluate` (docs/quality.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import platform
@@ -22,6 +23,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +82,21 @@ def trained_splits(data: str, seeds: list[int], root: Path, keep: bool) -> list[
         trained.append((_trained(split, seed, root / f"seed{seed}" / "model" if keep else None), split))
         print(f"seed {seed}: trained", file=sys.stderr, flush=True)
     return trained
+
+
+@contextlib.contextmanager
+def trained_from_args(
+    description: str, argv: list[str] | None, seeds: list[int]
+) -> Iterator[list[tuple[recsys.Snapshot, Split]]]:
+    """The tuning scripts' command line (--data, --seeds, --workdir) parsed, and trained_splits of it; without
+    --workdir the splits live in a temporary directory for the duration of the block."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="musicrec-tune-") as tmp:
+        yield trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
 
 
 def measure(trained: list[tuple[recsys.Snapshot, Split]], cap: int, popularity: float) -> dict[str, float]:

@@ -12,10 +12,8 @@ setting (mean over seeds, the per-seed values) and artist_album's. The figures a
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from recsys.baselines import ArtistAlbumScorer
 from recsys.evaluation.harness import evaluate_new_playlists
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lists import trained_splits
+from bench_lists import trained_from_args
 
 TEMPERATURES = (0.05, 0.1, 0.2)
 ARTIST_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
@@ -59,13 +57,7 @@ def _share(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="musicrec-seeds-") as tmp:
-        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
+    with trained_from_args(__doc__.splitlines()[0], argv, [0, 1, 2]) as trained:
         heuristic = [
             np.nanmean(evaluate_new_playlists(ArtistAlbumScorer(s.catalog), s)["new/recall@20"]) for _, s in trained
         ]

@@ -12,10 +12,8 @@ SimilarConfig's comments.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from recsys import ranking
 from recsys.evaluation.harness import evaluate_similar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lists import trained_splits
+from bench_lists import trained_from_args
 
 TEMPERATURES = (0.05, 0.1, 0.2)
 PLAYLISTS = (5, 20, 100_000)
@@ -45,13 +43,7 @@ class SimilarVariant:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="musicrec-similar-") as tmp:
-        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
+    with trained_from_args(__doc__.splitlines()[0], argv, [0, 1, 2, 3, 4]) as trained:
         for t, m, w in itertools.product(TEMPERATURES, PLAYLISTS, WEIGHTS):
             if not w and (t, m) != (TEMPERATURES[0], PLAYLISTS[0]):
                 continue  # weight 0 is the cosine alone, whatever the other two

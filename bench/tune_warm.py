@@ -14,9 +14,7 @@ the product: no blend met both goals (see the closing note of issue 11).
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from recsys.baselines_cf import RP3betaScorer
 from recsys.evaluation.harness import evaluate_continuation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lists import trained_splits
+from bench_lists import trained_from_args
 
 BLENDS = (("log", 0.01), ("log", 0.02), ("log", 0.05), ("log", 0.1), ("max", 0.1), ("max", 0.4), ("max", 1.0))
 KEYS = ("continuation/recall@20", "continuation/recall@20/cold", "continuation/recall@20/warm")
@@ -57,13 +55,7 @@ def _row(name: str, per_seed: list[dict[str, np.ndarray]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--workdir", help="splits and trained models (default a temporary directory)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="musicrec-warm-") as tmp:
-        trained = trained_splits(args.data, args.seeds, Path(args.workdir or tmp), keep=bool(args.workdir))
+    with trained_from_args(__doc__.splitlines()[0], argv, [0, 1, 2, 3, 4]) as trained:
         cfs = [RP3betaScorer(split.catalog) for _, split in trained]
         _row("artist_album", [evaluate_continuation(ArtistAlbumScorer(s.catalog), s)[0] for _, s in trained])
         _row("rp3beta", [evaluate_continuation(cf, s)[0] for cf, (_, s) in zip(cfs, trained, strict=True)])
