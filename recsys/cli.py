@@ -118,7 +118,6 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def _cmd_similar(args: argparse.Namespace) -> int:
-
     snap = _load_serving(args)
     seed = snap.track(args.track_id)
     print(f"songs like {seed.name} — {seed.artist} ({seed.track_id}):")
@@ -127,7 +126,6 @@ def _cmd_similar(args: argparse.Namespace) -> int:
 
 
 def _cmd_playlist(args: argparse.Namespace) -> int:
-
     snap = _load_serving(args)
     tracks = snap.recommend_for_playlist(args.playlist_id, k=args.k)
     name = snap.playlist_names[snap.playlist_ids.tolist().index(args.playlist_id)] or args.playlist_id

@@ -231,10 +231,9 @@ def nearest_playlists(
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     if snap.playlist_ann is not None:  # many playlists: their index proposes twice as many from twice the lists
         want, breadth = min(2 * config.playlists, len(snap.playlist_z)), 2
-        cand = snap.playlist_ann.search(query, want, breadth)
-        while len(cand) < want and breadth < len(snap.playlist_z):  # too few in the lists scanned: scan more
+        # Lists scanned holding too few: scan more.
+        while len(cand := snap.playlist_ann.search(query, want, breadth)) < want and breadth < len(snap.playlist_z):
             breadth *= 4
-            cand = snap.playlist_ann.search(query, want, breadth)
         affinity = snap.playlist_z[cand] @ query
     else:
         cand, affinity = np.arange(len(snap.playlist_z)), snap.playlist_z @ query  # [P]
@@ -245,14 +244,19 @@ def nearest_playlists(
     return cand[keep].astype(np.int64), share / share.sum()
 
 
-def playlist_bonus(snap: Snapshot, query: np.ndarray, config: SimilarConfig | None = None) -> Bonus:
-    """The members of the training playlists nearest the query vector [d] (nearest_playlists) and, per member, the
-    weight times the summed shares of those playlists it is in."""
+def playlist_bonus(
+    snap: Snapshot,
+    query: np.ndarray,
+    config: SimilarConfig | None = None,
+    near: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Bonus:
+    """The members of the training playlists nearest the query vector [d] (nearest_playlists, or `near` when the
+    caller has it already) and, per member, the weight times the summed shares of those playlists it is in."""
     config = config or snap.similar
-    near, share = nearest_playlists(snap, query, config)
-    if not len(near):
-        return near, share
-    members = [snap.playlist_rows(int(p)) for p in near]
+    playlists, share = near if near is not None else nearest_playlists(snap, query, config)
+    if not len(playlists):
+        return playlists, share
+    members = [snap.playlist_rows(int(p)) for p in playlists]
     rows, at = np.unique(np.concatenate(members), return_inverse=True)
     weights = np.repeat(share, [len(r) for r in members])
     return rows.astype(np.int64), config.playlist_weight * np.bincount(at, weights=weights, minlength=len(rows))
@@ -294,13 +298,12 @@ def _served(
         want, breadth = 4 * k + len(exclude) + 8, 1
         while want < len(snap.track_z) // 4:
             found = snap.ann.search(query, want, breadth)
-            cand = np.union1d(found, bonus[0])
-            cand_scores = _with_bonus(cand, snap.track_z[cand] @ query, bonus)
-            cand_scores = lists.adjust(cand_scores, snap.popularity[cand])
-            picks = best_of(cand, cand_scores, k, exclude, snap.songs, snap.artist_groups, cap)
+            cand = np.concatenate([found, np.setdiff1d(bonus[0], found)])  # the index's first, then the bonus rows
+            cosine = lists.adjust(snap.track_z[cand] @ query, snap.popularity[cand])
+            picks = best_of(cand, _with_bonus(cand, cosine, bonus), k, exclude, snap.songs, snap.artist_groups, cap)
             # A track the index did not propose has about at most the lowest cosine it did propose (bonus rows are
             # all candidates already): a list ending below that frontier may be missing better tracks.
-            frontier = lists.adjust(snap.track_z[found] @ query, snap.popularity[found]).min(initial=np.inf)
+            frontier = cosine[: len(found)].min(initial=np.inf)
             if len(picks[0]) == k and picks[1][-1] >= frontier:
                 return picks
             # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
@@ -322,11 +325,12 @@ def pick(snap: Snapshot, scores: np.ndarray, k: int, exclude: np.ndarray, cap: i
     return rows, scores[rows]
 
 
-def similar(snap: Snapshot, idx: int, k: int) -> Picks:
-    """Songs like track row idx (similar_scores): the song itself and its other versions excluded."""
+def similar(snap: Snapshot, idx: int, k: int, near: tuple[np.ndarray, np.ndarray] | None = None) -> Picks:
+    """Songs like track row idx (similar_scores): the song itself and its other versions excluded. near: the
+    song's nearest_playlists, when the caller has them already."""
     query = snap.track_z[idx]
     cap = snap.lists.similar_max_per_artist
-    return _served(snap, query, k, snap.versions_of(idx), cap, playlist_bonus(snap, query))
+    return _served(snap, query, k, snap.versions_of(idx), cap, playlist_bonus(snap, query, near=near))
 
 
 def continue_playlist(snap: Snapshot, playlist_idx: int, k: int) -> Picks:

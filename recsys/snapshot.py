@@ -276,9 +276,9 @@ class Snapshot:
         """The k songs most similar to the track (recsys.ranking.similar_scores: the embeddings' cosine plus the songs
         of the training playlists it would be put in), excluding it and other versions of the same song."""
         q = self._idx(track_id)
-        picks = ranking.similar(self, q, k)
-        near, _ = ranking.nearest_playlists(self, self.track_z[q])
-        return self._tracks(picks, explain.reasons(self, picks[0], np.array([q]), near))
+        near = ranking.nearest_playlists(self, self.track_z[q])  # scores the list and names its reasons
+        picks = ranking.similar(self, q, k, near)
+        return self._tracks(picks, explain.reasons(self, picks[0], np.array([q]), near[0]))
 
     def recommend_for_playlist(self, playlist_id: str, k: int = 10) -> list[Track]:
         """The k tracks that best continue a training playlist, excluding its own tracks."""
