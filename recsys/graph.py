@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -167,3 +168,49 @@ def split_pairs(
             first = np.unique(pairs[0].numpy()[candidates], return_index=True)[1]
             held_mask[torch.from_numpy(candidates[first])] = False
     return pairs[:, ~held_mask], pairs[:, held_mask]
+
+
+def normalised_csr(
+    pairs: torch.Tensor, inputs: GraphInputs, attributes: bool, num_nodes: int | None = None
+) -> torch.Tensor:
+    """The symmetric D^-1/2 A D^-1/2 of the playlist-track pairs [2, n] (and, with attributes, the track-artist and
+    track-album edges) as a sparse CSR matrix over num_nodes (default inputs.num_nodes).
+
+    The same matrix, value for value, as gcn_norm over bipartite_edge_index and attribute_edge_index followed by a
+    COO coalesce, built with a fraction of their memory (the Million Playlist Dataset's graph has 130M non-zeros):
+    one int64 key row * num_nodes + col per non-zero, sorted in place; no edge_index, no sort permutation, no weights
+    in edge order. Repeated edges count twice, in the degrees and in the value, as a coalesce sums them."""
+    n = inputs.num_nodes if num_nodes is None else num_nodes
+    playlists, tracks = pairs[0].numpy(), pairs[1].numpy() + inputs.track_offset
+    parts = [(playlists, tracks)]
+    if attributes:
+        track_nodes = np.arange(inputs.num_tracks, dtype=np.int64) + inputs.track_offset
+        album = inputs.track_album.numpy()
+        parts.append((track_nodes, inputs.track_artist.numpy() + inputs.artist_offset))
+        parts.append((track_nodes[album >= 0], album[album >= 0] + inputs.album_offset))
+    keys = np.empty(2 * sum(len(a) for a, _ in parts), dtype=np.int64)
+    at = 0
+    for a, b in parts:  # both directions of every undirected edge
+        for row, col in ((a, b), (b, a)):
+            np.multiply(row, n, out=keys[at : at + len(row)])
+            keys[at : at + len(row)] += col
+            at += len(row)
+    keys.sort()
+    cols_np = keys % n
+    degree = torch.bincount(torch.from_numpy(cols_np), minlength=n)  # symmetric: a node's column count is its degree
+    repeats = None
+    if len(keys) > 1 and bool((same := keys[1:] == keys[:-1]).any()):
+        first = np.flatnonzero(np.r_[True, ~same])
+        repeats = torch.from_numpy(np.diff(np.r_[first, len(keys)])).float()
+        keys, cols_np = keys[first], cols_np[first]
+    rows, cols = torch.from_numpy(np.floor_divide(keys, n, out=keys)), torch.from_numpy(cols_np)
+    crow = torch.zeros(n + 1, dtype=torch.int64)
+    torch.cumsum(degree if repeats is None else torch.bincount(rows, minlength=n), 0, out=crow[1:])
+    dinv = degree.float().pow_(-0.5).masked_fill_(degree == 0, 0.0)
+    values = dinv[rows].mul_(dinv[cols])
+    if repeats is not None:
+        values.mul_(repeats)
+    del rows, keys
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, cols, values, (n, n), check_invariants=False)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn import GCNConv, LGConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
@@ -53,6 +54,11 @@ class PooledDropout(nn.Dropout):
         return x * pool.index_select(0, torch.randint(0, self.pool_rows, (x.shape[0],), device=x.device))
 
 
+# Tracks above which the training forward pass encodes tracks in chunks of this many (HybridGNN.encode_tracks): the
+# real data (28k tracks) and the 10M-pair scale catalogue (500k) are encoded whole, exactly as before.
+ENCODER_CHUNK_ROWS = 1 << 20
+
+
 class HybridGNN(nn.Module):
     """LightGCN-style propagation over playlist, track, artist and album nodes, with feature-built track inputs.
 
@@ -94,11 +100,9 @@ class HybridGNN(nn.Module):
         """Embed every node; return (playlist_z [P, d], track_z [T, d]). edge_index may be a sparse adjacency
         (then edge_weight is None). hide_genre [T] bool marks tracks whose
         genre the model must not see (training: tracks that are cold in this step)."""
-        genre = self.track_genre
-        if hide_genre is not None:
-            genre = torch.where(hide_genre.unsqueeze(1), self.unknown_genre, genre)
-        tracks = self.track_encoder(torch.cat([self.track_x, genre], dim=1))
+        tracks = self.encode_tracks(hide_genre)
         x = torch.cat([self.playlist_emb.weight, tracks, self.artist_emb.weight, self.album_emb.weight])  # [N, d]
+        del tracks  # x holds them; the cat keeps no reference for its backward
         out = x
         for conv in self.convs:
             x = propagate(conv, x, edge_index, edge_weight)
@@ -106,6 +110,28 @@ class HybridGNN(nn.Module):
         out = out / (len(self.convs) + 1)
         p, t = self.num_playlists, self.num_tracks
         return out[:p], out[p : p + t]
+
+    def encode_tracks(self, hide_genre: Tensor | None) -> Tensor:
+        """[T, d] track inputs from the track encoder. Above ENCODER_CHUNK_ROWS tracks, while gradients are recorded,
+        the encoder runs a chunk of tracks at a time under activation checkpointing: only its [T, d] output is kept
+        for the backward pass, which recomputes each chunk's hidden layer (with the same dropout masks) rather than
+        holding [T, 2d] activations for the whole catalogue (several GB at the Million Playlist Dataset's size)."""
+        rows = self.num_tracks
+        if rows <= ENCODER_CHUNK_ROWS or not torch.is_grad_enabled():
+            return self._encode(0, rows, hide_genre)
+        return torch.cat(
+            [
+                checkpoint(self._encode, lo, min(lo + ENCODER_CHUNK_ROWS, rows), hide_genre, use_reentrant=False)
+                for lo in range(0, rows, ENCODER_CHUNK_ROWS)
+            ]
+        )
+
+    def _encode(self, lo: int, hi: int, hide_genre: Tensor | None) -> Tensor:
+        """The track encoder over tracks lo:hi."""
+        genre = self.track_genre[lo:hi]
+        if hide_genre is not None:
+            genre = torch.where(hide_genre[lo:hi].unsqueeze(1), self.unknown_genre, genre)
+        return self.track_encoder(torch.cat([self.track_x[lo:hi], genre], dim=1))
 
     def input_embeddings(self) -> list[Tensor]:
         """Free embeddings, for the L2 penalty."""

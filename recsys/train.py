@@ -21,7 +21,7 @@ from recsys.config import TrainConfig
 from recsys.data import Catalog
 from recsys.device import resolve_device
 from recsys.distributed import Ranks
-from recsys.graph import GraphInputs, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
+from recsys.graph import GraphInputs, bipartite_edge_index, build_inputs, normalised_csr, split_pairs
 from recsys.listeners import ListenerNodes, no_listeners, training_catalog
 from recsys.loss import ListenerDislikes, PlaylistMembers, chunk_loss, normalise_for, sample_negatives
 from recsys.model import build_model, normalised_adjacency
@@ -73,29 +73,22 @@ class _Graphs:
     """Edge sets in the joint numbering, normalised once each."""
 
     def __init__(self, inputs: GraphInputs, config: TrainConfig, device: torch.device) -> None:
-        self.inputs = inputs
+        self.inputs, self.device = inputs, device
         self.with_attributes = config.model.kind == "hybrid" and config.model.use_artist_album_nodes
         self.self_loops = config.model.kind == "design_gcn"
-        attr = attribute_edge_index(inputs) if self.with_attributes else torch.empty(2, 0, dtype=torch.long)
-        self.attr = attr.to(device)
-        self.num_nodes = inputs.num_nodes if self.self_loops is False else inputs.num_playlists + inputs.num_tracks
 
     def propagation(self, pairs: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Message-passing graph over the given playlist-track pairs (on the training device): the normalised
+        """Message-passing graph over the given playlist-track pairs, on the training device: the normalised
         adjacency.
 
         The hybrid model gets it as one sparse CSR matrix (PyG then propagates with a sparse-dense product, several
-        times faster than gather/scatter on CPU); the GCNConv baseline gets edge_index and weights.
+        times faster than gather/scatter on CPU), built on the CPU with little memory (recsys.graph.normalised_csr);
+        the GCNConv baseline gets edge_index and weights over playlists and tracks, with self-loops.
         """
-        edge_index = torch.cat([bipartite_edge_index(self.inputs, pairs), self.attr], dim=1)
-        ei, ew = normalised_adjacency(edge_index, self.num_nodes, self.self_loops)
-        if self.self_loops:
-            return ei, ew
-        n = self.num_nodes
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            coo = torch.sparse_coo_tensor(ei.flip(0), ew, (n, n), check_invariants=False)
-            return coo.coalesce().to_sparse_csr(), None
+        if not self.self_loops:
+            return normalised_csr(pairs.cpu(), self.inputs, self.with_attributes).to(self.device), None
+        num_nodes = self.inputs.num_playlists + self.inputs.num_tracks
+        return normalised_adjacency(bipartite_edge_index(self.inputs, pairs), num_nodes, self_loops=True)
 
 
 # Seed-continuation validation: each of at most SEED_PLAYLISTS held-out playlists is continued from this many of its
@@ -114,6 +107,14 @@ def _genre_pools(catalog: Catalog, device: torch.device) -> tuple[Tensor, list[T
     """Each track's genre code [T] (sorted codes) and, per genre, its tracks: where hard negatives are drawn."""
     genre_idx = torch.from_numpy(pd.factorize(catalog.genres, sort=True)[0].astype(np.int64)).to(device)  # [T]
     return genre_idx, [(genre_idx == g).nonzero(as_tuple=True)[0] for g in range(int(genre_idx.max()) + 1)]
+
+
+def _read_only_tensor(array: np.ndarray) -> Tensor:
+    """A tensor sharing a read-only array's memory (the catalogue's pairs: 1 GB at 66M pairs), not a copy of it.
+    Nothing writes to it: every use indexes or concatenates it into new tensors."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def _cold_tracks(pairs: Tensor, num_tracks: int) -> Tensor:
@@ -141,7 +142,7 @@ class _Run:
         joined = training_catalog(catalog, listeners) if listeners.num_listeners else catalog
         self.inputs = build_inputs(joined, scaling=config.model.feature_scaling)
         self.graphs = _Graphs(self.inputs, config, device)
-        self.all_pairs = torch.from_numpy(joined.edges.copy()).long()  # [2, E + listener likes], CPU
+        self.all_pairs = _read_only_tensor(joined.edges).long()  # [2, E + listener likes], CPU, shared with joined
         playlist_pairs = self.all_pairs[:, : catalog.num_pairs]  # the catalogue's pairs come first
         self.train_pairs, self.val_pairs = split_pairs(playlist_pairs, config.validation_share, self.gen)
         if listeners.num_listeners:
@@ -151,7 +152,6 @@ class _Run:
         self.dislikes = dislikes.to(device) if dislikes is not None else None
         # What validation scores with, on the device (on the CPU, the same tensors as train_pairs and val_pairs).
         self.known_pairs, self.held_pairs = self.train_pairs.to(device), self.val_pairs.to(device)
-        self.val_graph = self.graphs.propagation(self.known_pairs)
         # Validation tracks with no training edge are cold: they must be scored without their (playlist) genre.
         self.val_cold = _cold_tracks(self.known_pairs, self.inputs.num_tracks)
         self.val_hide = self.val_cold if config.genre_dropout else None
@@ -248,8 +248,8 @@ class _Run:
         """Recall@eval_k (recsys.train_progress.validation_names) of all held-out pairs, of those of cold tracks,
         and of seed continuation, scored over the training graph with the training pairs masked."""
         self.model.eval()
-        with torch.no_grad():
-            pz, tz = self.model(*self.val_graph, self.val_hide)
+        with torch.no_grad():  # the training graph is built for each validation, not held through the epochs
+            pz, tz = self.model(*self.graphs.propagation(self.known_pairs), self.val_hide)
         config, known, held = self.config, self.known_pairs, self.held_pairs
         k, normalise, most = config.eval_k, config.loss.kind == "softmax", config.eval_max_playlists
         cold = held[:, self.val_cold[held[1]]]

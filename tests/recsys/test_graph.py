@@ -8,7 +8,15 @@ import numpy as np
 import torch
 
 from recsys.data import Catalog
-from recsys.graph import FeatureScaler, attribute_edge_index, bipartite_edge_index, build_inputs, split_pairs
+from recsys.graph import (
+    FeatureScaler,
+    GraphInputs,
+    attribute_edge_index,
+    bipartite_edge_index,
+    build_inputs,
+    normalised_csr,
+    split_pairs,
+)
 
 
 def test_counts_and_offsets(demo_catalog: Catalog) -> None:
@@ -80,3 +88,37 @@ def test_artists_that_differ_only_in_case_share_one_node(tmp_path: Path) -> None
     inputs = build_inputs(catalog)
     assert inputs.num_artists == 2
     assert int(inputs.track_artist[0]) == int(inputs.track_artist[1]) != int(inputs.track_artist[2])
+
+
+def _coalesced_gcn_norm(inputs: GraphInputs, pairs: torch.Tensor) -> torch.Tensor:
+    """The adjacency as it was built before normalised_csr: gcn_norm over the edge_index, then a COO coalesce."""
+    from recsys.model import normalised_adjacency
+
+    edge_index = torch.cat([bipartite_edge_index(inputs, pairs), attribute_edge_index(inputs)], dim=1)
+    ei, ew = normalised_adjacency(edge_index, inputs.num_nodes, self_loops=False)
+    n = inputs.num_nodes
+    return torch.sparse_coo_tensor(ei.flip(0), ew, (n, n)).coalesce().to_sparse_csr()
+
+
+def test_normalised_csr_is_gcn_norm_value_for_value(demo_catalog: Catalog) -> None:
+    inputs = build_inputs(demo_catalog)
+    pairs = torch.from_numpy(demo_catalog.edges.copy())
+    # A repeated pair counts twice, as the coalesce sums it; a playlist with no pair is an empty row.
+    for case in (pairs, torch.cat([pairs, pairs[:, :7]], dim=1), pairs[:, pairs[0] != 0]):
+        want, got = _coalesced_gcn_norm(inputs, case), normalised_csr(case, inputs, attributes=True)
+        assert torch.equal(got.crow_indices(), want.crow_indices())
+        assert torch.equal(got.col_indices(), want.col_indices())
+        assert torch.equal(got.values(), want.values())
+    empty_row = normalised_csr(pairs[:, pairs[0] != 0], inputs, attributes=True).crow_indices()
+    assert int(empty_row[1] - empty_row[0]) == 0
+
+
+def test_normalised_csr_without_attributes_links_playlists_and_tracks_only(demo_catalog: Catalog) -> None:
+    inputs = build_inputs(demo_catalog)
+    adj = normalised_csr(torch.from_numpy(demo_catalog.edges.copy()), inputs, attributes=False).to_dense()
+    assert adj.shape == (inputs.num_nodes, inputs.num_nodes)
+    assert torch.equal(adj, adj.T)
+    assert not adj[inputs.artist_offset :].any()
+    assert adj[: inputs.num_playlists, inputs.track_offset : inputs.artist_offset].count_nonzero() == (
+        demo_catalog.num_pairs
+    )

@@ -1,0 +1,55 @@
+"""The hybrid model's forward pass: chunked, checkpointed track encoding changes memory, not the result."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recsys import model as model_module
+from recsys.config import ModelConfig
+from recsys.data import Catalog
+from recsys.graph import build_inputs, normalised_csr
+from recsys.model import HybridGNN
+
+
+def _forward_and_grads(
+    catalog: Catalog, chunk_rows: int, monkeypatch: pytest.MonkeyPatch, dropout: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    monkeypatch.setattr(model_module, "ENCODER_CHUNK_ROWS", chunk_rows)
+    inputs = build_inputs(catalog)
+    torch.manual_seed(0)
+    model = HybridGNN(inputs, ModelConfig(dropout=dropout))
+    adj = normalised_csr(torch.from_numpy(catalog.edges.copy()), inputs, attributes=True)
+    hide = torch.arange(inputs.num_tracks) % 3 == 0
+    torch.manual_seed(1)
+    playlist_z, track_z = model(adj, None, hide)
+    (playlist_z.square().sum() + track_z.pow(3).sum()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return track_z.detach(), grads
+
+
+def test_chunked_encoder_gives_the_whole_catalogues_embeddings_and_gradients(
+    demo_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole, whole_grads = _forward_and_grads(demo_catalog, 1 << 20, monkeypatch, dropout=0.0)
+    chunked, chunked_grads = _forward_and_grads(demo_catalog, 97, monkeypatch, dropout=0.0)
+    assert demo_catalog.num_tracks > 3 * 97  # several chunks, the last one partial
+    torch.testing.assert_close(chunked, whole)
+    assert whole_grads.keys() == chunked_grads.keys() and "track_encoder.0.weight" in whole_grads
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-5)
+
+
+def test_checkpointed_chunks_recompute_the_same_dropout_masks(
+    demo_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With dropout, the backward pass must recompute each chunk with the mask its forward pass drew: the gradient
+    then equals that of the same chunks run without checkpointing, from the same random stream."""
+    checkpointed, checkpointed_grads = _forward_and_grads(demo_catalog, 97, monkeypatch, dropout=0.5)
+    monkeypatch.setattr(model_module, "checkpoint", lambda f, *args, use_reentrant: f(*args))
+    plain, plain_grads = _forward_and_grads(demo_catalog, 97, monkeypatch, dropout=0.5)
+    torch.testing.assert_close(checkpointed, plain)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-4, atol=1e-5)
+    undropped, _ = _forward_and_grads(demo_catalog, 97, monkeypatch, dropout=0.0)
+    assert not torch.allclose(undropped, plain)  # dropout acted: masks drawn again at random would have differed
