@@ -43,6 +43,20 @@ DEFAULT_DATA_PATH = Path("data/spotify_songs.csv")
 # Rows per chunk: bounds the loader's memory (~300 MB of pandas strings per chunk) whatever the file's size.
 CHUNK_ROWS = 200_000
 _META_COLUMNS = ("track_name", "track_artist", "track_album_id")
+# What a catalogue keeps of a track's first row (the playlist columns are kept per playlist or per pair).
+_TRACK_COLUMNS = (
+    "track_id",
+    "track_name",
+    "track_artist",
+    "track_album_id",
+    "track_album_name",
+    "track_album_release_date",
+    "track_popularity",
+    *AUDIO_FEATURES,
+)
+# Row indices held per row of the file until the catalogue is built: 32 bits (4 bytes a value, not 8).
+_INDEX = np.int32
+_MAX_IDS = np.iinfo(_INDEX).max
 
 
 @dataclass(frozen=True)
@@ -184,23 +198,27 @@ class _Majority:
 
     def __init__(self) -> None:
         self.labels = _Ids()
-        self.parts: list[np.ndarray] = []  # [3, n] track_idx, label_idx, global row number
+        # [2, n] int32 track_idx, label_idx of the labelled rows, in row order: a row's position stands for its row
+        # number in the tie-break (8 bytes a row; the Million Playlist Dataset's size has 66M rows).
+        self.parts: list[np.ndarray] = []
 
-    def add(self, tracks: np.ndarray, labels: pd.Series, row_offset: int) -> None:
+    def add(self, tracks: np.ndarray, labels: pd.Series) -> None:
         keep = (labels != "").to_numpy()
         if keep.any():
             label_idx, _ = self.labels.add(labels[keep])
-            self.parts.append(np.stack([tracks[keep], label_idx, np.flatnonzero(keep) + row_offset]))
+            self.parts.append(np.stack([tracks[keep], label_idx]).astype(_INDEX))
 
     def result(self, num_tracks: int) -> np.ndarray:
         out = np.full(num_tracks, "", dtype=object)
         if not self.parts:
             return out
-        track, label, row = np.concatenate(self.parts, axis=1)
+        track, label = np.concatenate(self.parts, axis=1)
+        self.parts = []
         width = max(len(self.labels), 1)  # key = track * width + label
-        key = track * width + label
-        uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
-        first_row = row[first]
+        key = track.astype(np.int64) * width + label
+        del track, label
+        uniq, first_row, counts = np.unique(key, return_index=True, return_counts=True)
+        del key
         # Per track: highest count first, then the earliest row.
         order = np.lexsort((first_row, -counts, uniq // width))
         best_tracks = uniq[order] // width
@@ -222,7 +240,7 @@ class _Builder:
         self.track_ids, self.playlist_ids = _Ids(), _Ids()
         self.track_parts: list[pd.DataFrame] = []  # each new track's first row
         self.playlist_name_parts: list[np.ndarray] = []
-        self.pair_parts: list[np.ndarray] = []  # [2, n] playlist_idx, track_idx per chunk, in row order
+        self.pair_parts: list[np.ndarray] = []  # [2, n] int32 playlist_idx, track_idx per chunk, in row order
         self.genre, self.subgenre = _Majority(), _Majority()
         self.valid = dict.fromkeys(AUDIO_FEATURES, 0)
         self.coerced = dict.fromkeys(AUDIO_FEATURES, 0)
@@ -250,7 +268,7 @@ class _Builder:
         # Tracks: the first row of each track_id wins; rows that disagree with it on metadata are counted.
         t_idx, new_rows = self.track_ids.add(frame["track_id"])
         hashes = _meta_hash(frame)
-        self.track_parts.append(frame.iloc[new_rows])
+        self.track_parts.append(frame.iloc[new_rows][list(_TRACK_COLUMNS)])
         self.track_hash = np.concatenate([self.track_hash, hashes[new_rows]])
         self.conflicts += int((hashes != self.track_hash[t_idx]).sum())
 
@@ -258,9 +276,11 @@ class _Builder:
         if in_playlist.any():
             p_idx, new_playlists = self.playlist_ids.add(frame["playlist_id"][in_playlist])
             self.playlist_name_parts.append(frame["playlist_name"][in_playlist].to_numpy()[new_playlists])
-            self.pair_parts.append(np.stack([p_idx, t_idx[in_playlist]]))
-        self.genre.add(t_idx, frame["playlist_genre"], self.rows)
-        self.subgenre.add(t_idx, frame["playlist_subgenre"], self.rows)
+            self.pair_parts.append(np.stack([p_idx, t_idx[in_playlist]]).astype(_INDEX))
+        if max(len(self.track_ids), len(self.playlist_ids)) > _MAX_IDS:
+            raise DataError(f"more than {_MAX_IDS:,} distinct track or playlist ids: too many for one catalogue")
+        self.genre.add(t_idx, frame["playlist_genre"])
+        self.subgenre.add(t_idx, frame["playlist_subgenre"])
         self.rows += len(frame)
 
     def check(self, name: str) -> None:
@@ -290,15 +310,20 @@ class _Builder:
 
         # Pairs: deduplicated, keeping the first occurrence's order.
         num_tracks = len(self.track_ids)
-        pairs = np.concatenate(self.pair_parts, axis=1)  # [2, rows with a playlist]
-        key = pairs[0] * num_tracks + pairs[1]
+        pairs = np.concatenate(self.pair_parts, axis=1)  # [2, rows with a playlist] int32
+        self.pair_parts = []
+        key = pairs[0].astype(np.int64) * num_tracks + pairs[1]
         first = np.sort(np.unique(key, return_index=True)[1])
-        edges = np.ascontiguousarray(pairs[:, first])  # [2, num_pairs]
+        del key
+        edges = np.empty((2, len(first)), dtype=np.int64)  # [2, num_pairs], C-contiguous
+        edges[0], edges[1] = pairs[0][first], pairs[1][first]
+        duplicate_pairs = pairs.shape[1] - edges.shape[1]
+        del pairs
         degree = np.bincount(edges[1], minlength=num_tracks)
 
         report = LoadReport(
             rows=self.rows,
-            duplicate_pairs=pairs.shape[1] - edges.shape[1],
+            duplicate_pairs=duplicate_pairs,
             conflicting_track_rows=self.conflicts,
             coerced_feature_values={c: n for c, n in self.coerced.items() if n},
             missing_name_rows=self.missing_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_scale import growth  # noqa: E402
+from bench_scale import METRICS, MPD_PAIRS, growth, report  # noqa: E402
 
 
 def test_growth_exponent_of_a_planted_power_law() -> None:
@@ -40,3 +41,20 @@ def test_scale_benchmark_runs_end_to_end_at_toy_sizes(tmp_path: Path) -> None:
     assert "| training epoch (s) |" in report and "66M pairs" in report
     for name in ("scale_time.png", "scale_memory.png", "scale_latency.png"):
         assert (out.parent / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def _rows(sizes: list[int]) -> list[dict[str, float]]:
+    base = {"tracks": 10, "playlists": 5, "val_recall@20": 0.1, "loss_share": 0.7, "epochs": 2}
+    return [base | {"size": s} | {key: s / 1e5 for key, _, _ in METRICS} for s in sizes]
+
+
+def test_report_extrapolates_only_when_the_million_playlist_size_was_not_measured() -> None:
+    args = argparse.Namespace(epochs=2, queries=10, search_queries=5, out=Path("docs/scale_mpd.md"))
+    small = report(_rows([100_000, 1_000_000]), args)
+    assert "66M pairs*" in small and "paper estimate" in small
+    measured = report(_rows([10_000_000, MPD_PAIRS]), args)
+    assert "66M pairs*" not in measured and "paper estimate" not in measured
+    assert "| training epoch (s) | 100 | 660 | 1.00 | 1.00 |" in measured  # the measured 66M column, no estimate
+    # Convergence is an estimate from the largest size's measured epoch (660 s), labelled as one.
+    assert "Estimate, not a measurement" in measured and "60 epochs ~ 11.0 h" in measured
+    assert "![time](scale_mpd_time.png)" in measured
