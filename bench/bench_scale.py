@@ -62,8 +62,8 @@ def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     from recsys.api import build_snapshot
     from recsys.train import fit, keep_freed_memory
 
-    keep_freed_memory()  # as `musicrec train` does
     catalog = recsys.load_catalog(data)
+    keep_freed_memory(catalog.num_pairs)  # as `musicrec train` does
     config = recsys.TrainConfig(epochs=args.epochs, eval_every=args.epochs, max_seconds=float("inf"), progress=False)
     result = fit(catalog, config)
     train_rss = _peak_rss_gb()  # before the snapshot (name index, ANN index) is built

@@ -51,7 +51,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from recsys.distributed import process_group
     from recsys.train import fit, keep_freed_memory
 
-    keep_freed_memory()
     defaults = recsys.TrainConfig()
     config = recsys.TrainConfig(
         epochs=args.epochs,
@@ -70,6 +69,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_dir.lock("musicrec train") if rank == 0 else contextlib.nullcontext(),
     ):
         catalog = recsys.load_catalog(args.data)
+        keep_freed_memory(catalog.num_pairs)
         result = fit(catalog, config)
         if rank != 0:
             return 0

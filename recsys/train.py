@@ -23,7 +23,16 @@ from recsys.device import resolve_device
 from recsys.distributed import Ranks
 from recsys.graph import GraphInputs, bipartite_edge_index, build_inputs, normalised_csr, split_pairs
 from recsys.listeners import ListenerNodes, no_listeners, training_catalog
-from recsys.loss import ListenerDislikes, PlaylistMembers, chunk_loss, normalise_for, sample_negatives
+from recsys.loss import (
+    LEAN_NORMALISE_NODES,
+    ListenerDislikes,
+    PlaylistMembers,
+    chunk_loss,
+    normalise_for,
+    normalise_in_place,
+    normalised_gradient_,
+    sample_negatives,
+)
 from recsys.model import build_model, normalised_adjacency
 from recsys.train_checks import check_held_out, check_trainable, check_validated, unstable_error
 from recsys.train_progress import (
@@ -41,13 +50,24 @@ __all__ = ["TrainResult", "fit", "keep_freed_memory", "may_be_unmeasured", "metr
 log = logging.getLogger(__name__)
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc serve every allocation from its heap and keep freed memory for reuse.
+# Above this many playlist-track pairs keep_freed_memory() leaves glibc's defaults alone. A kept heap never shrinks
+# and fragments: in a trial at the Million Playlist Dataset's 66M pairs it outgrew a 24 GB machine before the first
+# backward pass, where freed memory given back kept the training within it (docs/scale_mpd.md); at 10M it only saves
+# page faults.
+KEEP_FREED_MAX_PAIRS = 20_000_000
+
+
+def keep_freed_memory(num_pairs: int = 0) -> bool:
+    """Make glibc serve every allocation from its heap and keep freed memory for reuse, for a training on num_pairs
+    playlist-track pairs (up to KEEP_FREED_MAX_PAIRS; above it nothing changes: memory matters more than speed).
 
     A training step allocates and frees tensors of hundreds of MB; by default glibc maps each one afresh and its
     pages fault in again on first touch, a large share of a 10M-pair epoch. Process-wide, so it is called
     by the processes that exist to train (musicrec train, the bot's retraining child, the benchmarks), not by
-    fit(). Returns whether it applied (glibc only)."""
+    fit(), and best after the catalogue is loaded (the loader's temporaries are then given back, not kept).
+    Returns whether it applied (glibc only)."""
+    if num_pairs > KEEP_FREED_MAX_PAIRS:
+        return False
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_max = -1, -4
@@ -182,6 +202,7 @@ class _Run:
         graph = self.graphs.propagation(mp_pairs)
         # Genre is a playlist label: a track cold in this step keeps it only with probability 1 - genre_dropout.
         cold = _cold_tracks(mp_pairs, self.inputs.num_tracks)
+        del mp_pairs  # the graph holds what the epoch needs of them
         coin = torch.rand(self.inputs.num_tracks, generator=draws, device=device)
         hide_genre = cold & (coin < self.config.genre_dropout)
         order = torch.randperm(target_pairs.shape[1], generator=draws, device=device)
@@ -199,11 +220,13 @@ class _Run:
     ) -> tuple[float, float]:
         """One optimisation step on the targets step indexes: its loss, and the seconds spent propagating."""
         propagation_start = time.perf_counter()
-        heads = normalise_for(self.config.loss, *self.net(*graph, hide_genre))
+        heads, tables, norms = self._heads(graph, hide_genre)
         propagation_seconds = time.perf_counter() - propagation_start
-        tables = [h.detach() for h in heads]
         grads = [torch.zeros_like(t) for t in tables]
         step_loss = self._chunks_loss(tables, grads, target_pairs, step)
+        for table, grad, norm in zip(tables, grads, norms or [], strict=False):
+            normalised_gradient_(table, grad, norm)  # now the gradient with respect to the heads
+        del tables
         reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.zeros((), device=self.device))
         reg = self.config.loss.weight_decay * reg / len(step)
         self.opt.zero_grad()
@@ -216,6 +239,21 @@ class _Run:
         self.opt.step()
         propagation_seconds += time.perf_counter() - propagation_start
         return self.ranks.total(step_loss) + float(reg.detach()), propagation_seconds
+
+    def _heads(
+        self, graph: tuple[Tensor, Tensor | None], hide_genre: Tensor
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
+        """The model's outputs to back-propagate from, the tables the loss scores with (detached), and the norms
+        when the tables are the outputs normalised in place (above LEAN_NORMALISE_NODES nodes: the loss's gradient
+        must then be taken back through the normalisation by normalised_gradient_); else None."""
+        outputs = self.net(*graph, hide_genre)
+        lean = self.config.loss.kind == "softmax" and self.inputs.num_nodes > LEAN_NORMALISE_NODES
+        if not lean or self.config.model.kind != "hybrid":
+            heads = normalise_for(self.config.loss, *outputs)
+            return list(heads), [h.detach() for h in heads], None
+        # The hybrid model's outputs are views of its propagated embeddings, which no backward step reads.
+        tables = [z.detach() for z in outputs]
+        return list(outputs), tables, [normalise_in_place(t) for t in tables]
 
     def _chunks_loss(self, tables: list[Tensor], grads: list[Tensor], target_pairs: Tensor, step: Tensor) -> float:
         """This rank's share of the step's loss, in chunks of batch_size targets; their gradient is added to grads."""

@@ -17,6 +17,10 @@ from recsys.distributed import Ranks
 log = logging.getLogger(__name__)
 
 
+# Most scores recall_at_k holds at once (float32: 512 MB); the row blocks of larger catalogues are cut to fit.
+SCORE_BLOCK_FLOATS = 2**27
+
+
 def recall_at_k(
     playlist_z: Tensor,
     track_z: Tensor,
@@ -30,8 +34,9 @@ def recall_at_k(
 ) -> float:
     """Recall@k of held pairs [2, n] ranking the whole catalogue, with known pairs [2, m] masked out.
 
-    Scores are computed a block of playlists at a time (memory [rows_per_block, T]); with max_playlists, a seeded
-    sample of that many held-out playlists is scored (a 10M-pair catalogue has ~28k of them)."""
+    Scores are computed a block of playlists at a time (memory [rows_per_block, T], fewer rows when that would pass
+    SCORE_BLOCK_FLOATS: 256 x 3.3M tracks would be 3.4 GB); with max_playlists, a seeded sample of that many held-out
+    playlists is scored (a 10M-pair catalogue has ~28k of them)."""
     if held.shape[1] == 0:
         return float("nan")
     playlists = torch.unique(held[0])
@@ -46,6 +51,7 @@ def recall_at_k(
     known, held = known[:, known_rows >= 0], held[:, held_rows >= 0]
     known_rows, held_rows = known_rows[known_rows >= 0], held_rows[held_rows >= 0]
     metric = LinkPredRecall(k=min(k, track_z.shape[0]))
+    rows_per_block = max(1, min(rows_per_block, SCORE_BLOCK_FLOATS // max(track_z.shape[0], 1)))
     for lo in range(0, len(playlists), rows_per_block):
         hi = min(lo + rows_per_block, len(playlists))
         scores = playlist_z[playlists[lo:hi]] @ track_z.T  # [block, T]

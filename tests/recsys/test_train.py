@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import recsys
 from recsys.data import Catalog
@@ -136,3 +137,46 @@ def test_a_negative_from_the_positives_own_playlist_is_not_a_negative() -> None:
     redrawn = torch.where(skip, pos[1].unsqueeze(1), neg)
     assert torch.allclose(ranking_loss(p, t, pos, neg, config, skip=skip), ranking_loss(p, t, pos, redrawn, config))
     assert not torch.allclose(ranking_loss(p, t, pos, neg, config, skip=skip), ranking_loss(p, t, pos, neg, config))
+
+
+def test_keeping_freed_memory_is_left_to_catalogues_that_can_afford_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from recsys.train import KEEP_FREED_MAX_PAIRS, keep_freed_memory
+
+    calls: list[str] = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: calls.append(name))
+    assert keep_freed_memory(KEEP_FREED_MAX_PAIRS + 1) is False
+    assert calls == []  # glibc's settings were not touched
+    keep_freed_memory(KEEP_FREED_MAX_PAIRS)  # the fake library has no mallopt: it cannot apply, but it tried
+    assert calls == ["libc.so.6"]
+
+
+def _one_step_gradients(catalog: Catalog, monkeypatch: pytest.MonkeyPatch, lean_above: int) -> dict[str, object]:
+    import importlib
+
+    from recsys.distributed import Ranks
+    from recsys.listeners import no_listeners
+
+    train = importlib.import_module("recsys.train")  # the module: recsys.train is also the train() function
+    monkeypatch.setattr(train, "LEAN_NORMALISE_NODES", lean_above)
+    run = train._Run(catalog, FAST_CONFIG, Ranks.current(), no_listeners())
+    monkeypatch.setattr(run.opt, "step", lambda: None)  # keep the step's gradient, not its update
+    loss, _ = run.epoch()
+    return {"loss": loss} | {name: p.grad.clone() for name, p in run.model.named_parameters() if p.grad is not None}
+
+
+def test_normalising_in_place_gives_autograds_gradient(demo_catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above LEAN_NORMALISE_NODES a step normalises in place and converts the loss's gradient by hand; the gradient
+    reaching every parameter must be the one autograd's F.normalize gives."""
+    import torch
+
+    standard = _one_step_gradients(demo_catalog, monkeypatch, lean_above=1 << 40)
+    lean = _one_step_gradients(demo_catalog, monkeypatch, lean_above=0)
+    assert lean.keys() == standard.keys() and {"playlist_emb.weight", "track_encoder.0.weight"} <= set(lean)
+    assert lean["loss"] == pytest.approx(standard["loss"], rel=1e-6)
+    for name, grad in standard.items():
+        if name != "loss":
+            # Rounding differs (a different order of operations): compare at the scale of each gradient.
+            scale = float(grad.abs().max())
+            torch.testing.assert_close(lean[name], grad, rtol=1e-3, atol=1e-4 * scale)
