@@ -60,7 +60,8 @@ def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, 
 def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     import recsys
     from recsys.api import build_snapshot
-    from recsys.train import fit, keep_freed_memory
+    from recsys.memory import keep_freed_memory
+    from recsys.train import fit
 
     catalog = recsys.load_catalog(data)
     keep_freed_memory(catalog.num_pairs)  # as `musicrec train` does

@@ -20,12 +20,13 @@ from recsys.errors import (
     UnknownTrackError,
 )
 from recsys.listeners import ListenerRatings
+from recsys.memory import keep_freed_memory
 from recsys.names import fold
 from recsys.resolve import MatchConfig, Resolution, classify, resolve
 from recsys.results import SearchHit, Track
 from recsys.snapshot import Snapshot, SnapshotInfo, load
 from recsys.store import ModelDir, SnapshotBusyError
-from recsys.train import keep_freed_memory, may_be_unmeasured, metric_names
+from recsys.train import may_be_unmeasured, metric_names
 
 __version__ = "0.1.0"
 

@@ -49,7 +49,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import recsys
     from recsys.api import build_snapshot
     from recsys.distributed import process_group
-    from recsys.train import fit, keep_freed_memory
+    from recsys.memory import keep_freed_memory
+    from recsys.train import fit
 
     defaults = recsys.TrainConfig()
     config = recsys.TrainConfig(

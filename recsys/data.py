@@ -13,6 +13,7 @@ import pandas as pd
 from recsys.config import DataConfig
 from recsys.errors import DataError
 from recsys.files import sha256_file
+from recsys.memory import release_freed_memory
 from recsys.source import (
     AUDIO_FEATURES,
     DATA_ENV_VAR,
@@ -371,4 +372,7 @@ def load_catalog(
         for frame in source.chunks(chunk_rows):
             builder.add(clean_chunk(frame, data_path, config))
         fingerprint = source.fingerprint()
-    return builder.catalog(str(data_path), fingerprint)
+    catalog = builder.catalog(str(data_path), fingerprint)
+    del builder
+    release_freed_memory()  # the chunks' temporaries: a large file leaves GBs of free heap behind
+    return catalog

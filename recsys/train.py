@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import time
@@ -45,35 +44,9 @@ from recsys.train_progress import (
     validation_names,
 )
 
-__all__ = ["TrainResult", "fit", "keep_freed_memory", "may_be_unmeasured", "metric_names"]
+__all__ = ["TrainResult", "fit", "may_be_unmeasured", "metric_names"]
 
 log = logging.getLogger(__name__)
-
-
-# Above this many playlist-track pairs keep_freed_memory() leaves glibc's defaults alone. A kept heap never shrinks
-# and fragments: in a trial at the Million Playlist Dataset's 66M pairs it outgrew a 24 GB machine before the first
-# backward pass, where freed memory given back kept the training within it (docs/scale_mpd.md); at 10M it only saves
-# page faults.
-KEEP_FREED_MAX_PAIRS = 20_000_000
-
-
-def keep_freed_memory(num_pairs: int = 0) -> bool:
-    """Make glibc serve every allocation from its heap and keep freed memory for reuse, for a training on num_pairs
-    playlist-track pairs (up to KEEP_FREED_MAX_PAIRS; above it nothing changes: memory matters more than speed).
-
-    A training step allocates and frees tensors of hundreds of MB; by default glibc maps each one afresh and its
-    pages fault in again on first touch, a large share of a 10M-pair epoch. Process-wide, so it is called
-    by the processes that exist to train (musicrec train, the bot's retraining child, the benchmarks), not by
-    fit(), and best after the catalogue is loaded (the loader's temporaries are then given back, not kept).
-    Returns whether it applied (glibc only)."""
-    if num_pairs > KEEP_FREED_MAX_PAIRS:
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-    except (OSError, AttributeError):
-        return False
 
 
 @dataclass(frozen=True, eq=False)

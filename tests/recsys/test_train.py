@@ -139,19 +139,6 @@ def test_a_negative_from_the_positives_own_playlist_is_not_a_negative() -> None:
     assert not torch.allclose(ranking_loss(p, t, pos, neg, config, skip=skip), ranking_loss(p, t, pos, neg, config))
 
 
-def test_keeping_freed_memory_is_left_to_catalogues_that_can_afford_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ctypes
-
-    from recsys.train import KEEP_FREED_MAX_PAIRS, keep_freed_memory
-
-    calls: list[str] = []
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: calls.append(name))
-    assert keep_freed_memory(KEEP_FREED_MAX_PAIRS + 1) is False
-    assert calls == []  # glibc's settings were not touched
-    keep_freed_memory(KEEP_FREED_MAX_PAIRS)  # the fake library has no mallopt: it cannot apply, but it tried
-    assert calls == ["libc.so.6"]
-
-
 def _one_step_gradients(catalog: Catalog, monkeypatch: pytest.MonkeyPatch, lean_above: int) -> dict[str, object]:
     import importlib
 
