@@ -115,6 +115,19 @@ def _cold_tracks(pairs: Tensor, num_tracks: int) -> Tensor:
     return torch.bincount(pairs[1], minlength=num_tracks) == 0
 
 
+@dataclass(frozen=True)
+class _Heads:
+    """One step's back-propagation roots and their gradients, the loss's tables (detached, playlists then tracks)
+    and the gradient buffers the loss adds to (views of root_grads, or root_grads themselves), and the norms when the
+    tables were normalised in place (their gradient is then converted by normalised_gradient_); else None."""
+
+    roots: list[Tensor]
+    root_grads: list[Tensor]
+    tables: list[Tensor]
+    grads: list[Tensor]
+    norms: list[Tensor] | None
+
+
 class _Run:
     """One training run's state, built once: seeded random stream, graphs, held-out pairs, model and optimiser.
 
@@ -193,18 +206,17 @@ class _Run:
     ) -> tuple[float, float]:
         """One optimisation step on the targets step indexes: its loss, and the seconds spent propagating."""
         propagation_start = time.perf_counter()
-        heads, tables, norms = self._heads(graph, hide_genre)
+        heads = self._heads(graph, hide_genre)
         propagation_seconds = time.perf_counter() - propagation_start
-        grads = [torch.zeros_like(t) for t in tables]
-        step_loss = self._chunks_loss(tables, grads, target_pairs, step)
-        for table, grad, norm in zip(tables, grads, norms or [], strict=False):
-            normalised_gradient_(table, grad, norm)  # now the gradient with respect to the heads
-        del tables
+        step_loss = self._chunks_loss(heads.tables, heads.grads, target_pairs, step)
+        for table, grad, norm in zip(heads.tables, heads.grads, heads.norms or [], strict=False):
+            normalised_gradient_(table, grad, norm)  # now the gradient with respect to the model's outputs
         reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.zeros((), device=self.device))
         reg = self.config.loss.weight_decay * reg / len(step)
         self.opt.zero_grad()
         propagation_start = time.perf_counter()
-        outputs, output_grads = [*heads], [*grads]
+        outputs, output_grads = [*heads.roots], [*heads.root_grads]
+        del heads
         if reg.requires_grad:  # the design baseline with fixed playlist features has no free embeddings
             outputs.append(reg)
             output_grads.append(torch.ones_like(reg))
@@ -213,20 +225,27 @@ class _Run:
         propagation_seconds += time.perf_counter() - propagation_start
         return self.ranks.total(step_loss) + float(reg.detach()), propagation_seconds
 
-    def _heads(
-        self, graph: tuple[Tensor, Tensor | None], hide_genre: Tensor
-    ) -> tuple[list[Tensor], list[Tensor], list[Tensor] | None]:
-        """The model's outputs to back-propagate from, the tables the loss scores with (detached), and the norms
-        when the tables are the outputs normalised in place (above LEAN_NORMALISE_NODES nodes: the loss's gradient
-        must then be taken back through the normalisation by normalised_gradient_); else None."""
+    def _heads(self, graph: tuple[Tensor, Tensor | None], hide_genre: Tensor) -> _Heads:
+        """What the step's loss scores with and where its gradient goes (_Heads). Above LEAN_NORMALISE_NODES nodes
+        the softmax loss's tables are the hybrid model's outputs normalised in place, and the gradient goes
+        straight to the [N, d] embeddings they are row slices of (one buffer, no per-slice copies in the backward
+        pass)."""
         outputs = self.net(*graph, hide_genre)
         lean = self.config.loss.kind == "softmax" and self.inputs.num_nodes > LEAN_NORMALISE_NODES
-        if not lean or self.config.model.kind != "hybrid":
+        base = outputs[0]._base  # the hybrid model's outputs are row slices of one tensor no backward step reads
+        if not lean or self.config.model.kind != "hybrid" or base is None or outputs[1]._base is not base:
             heads = normalise_for(self.config.loss, *outputs)
-            return list(heads), [h.detach() for h in heads], None
-        # The hybrid model's outputs are views of its propagated embeddings, which no backward step reads.
-        tables = [z.detach() for z in outputs]
-        return list(outputs), tables, [normalise_in_place(t) for t in tables]
+            grads = [torch.zeros_like(h) for h in heads]
+            return _Heads(list(heads), grads, [h.detach() for h in heads], grads, None)
+        rows = [
+            slice(start := (z.storage_offset() - base.storage_offset()) // base.stride(0), start + len(z))
+            for z in outputs
+        ]
+        tables = [base.detach()[r] for r in rows]
+        base_grad = torch.zeros_like(base)
+        return _Heads(
+            [base], [base_grad], tables, [base_grad[r] for r in rows], [normalise_in_place(t) for t in tables]
+        )
 
     def _chunks_loss(self, tables: list[Tensor], grads: list[Tensor], target_pairs: Tensor, step: Tensor) -> float:
         """This rank's share of the step's loss, in chunks of batch_size targets; their gradient is added to grads."""
