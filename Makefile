@@ -52,8 +52,8 @@ bench-scale: $(STAMP)
 	$(BIN)/python bench/bench_scale_serving.py --out docs/scale_serving.md
 	$(BIN)/python bench/quote_reports.py README.md
 
-# The Million Playlist Dataset's size measured on this machine (10M and 66M pairs, 2 epochs; ~1 h, peak ~20 GB RAM,
-# ~4 GB of generated Parquet in data/scale): docs/scale_mpd.md.
+# The Million Playlist Dataset's size measured on this machine (10M and 66M pairs, 2 epochs; ~50 min, peak ~22 GB RAM,
+# ~4 GB of generated Parquet in data/scale, generated once in ~7 min): docs/scale_mpd.md.
 bench-scale-mpd: $(STAMP)
 	$(BIN)/python bench/bench_scale.py --sizes 10000000 66000000 --epochs 2 --out docs/scale_mpd.md
 	$(BIN)/python bench/quote_reports.py README.md

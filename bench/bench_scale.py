@@ -162,6 +162,14 @@ def _run_stage(stage: str, size: int, args: argparse.Namespace) -> dict[str, Any
     return result
 
 
+def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Every stage at one size, each in its own process: one report row."""
+    row: dict[str, Any] = {"size": size}
+    for stage in STAGES:
+        row |= _run_stage(stage, size, args)
+    return row
+
+
 # (key, label, unit) of every measured quantity, in report order.
 METRICS = (
     ("ingest_s", "ingestion (Parquet)", "s"),
@@ -243,7 +251,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             " *Extrapolated from the largest size with the last-two exponent (floored at 0): a paper estimate, "
             "not a measurement."
         )
-    lines += ["", *convergence_estimate(rows[-1]), ""]
+    lines += ["", "<!-- begin convergence -->", *convergence_estimate(rows[-1]), "<!-- end convergence -->", ""]
     lines += [
         " ".join(f"![{kind}]({args.out.stem}_{kind}.png)" for kind in ("time", "memory", "latency")),
         "",
@@ -290,6 +298,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--search-queries", type=int, default=300)
+    parser.add_argument(
+        "--from-json", action="store_true", help="rewrite the report and plots from --out's JSON (no measuring)"
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -303,14 +314,12 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    rows = []
-    for size in sorted(args.sizes):
-        row: dict[str, Any] = {"size": size}
-        for stage in STAGES:
-            row |= _run_stage(stage, size, args)
-        rows.append(row)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    if args.from_json:
+        rows = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
+    else:
+        rows = [measure(size, args) for size in sorted(args.sizes)]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     plots(rows, args.out)
     text = report(rows, args)
     args.out.write_text(text, encoding="utf-8")

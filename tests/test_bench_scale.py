@@ -41,6 +41,13 @@ def test_scale_benchmark_runs_end_to_end_at_toy_sizes(tmp_path: Path) -> None:
     assert "| training epoch (s) |" in report and "66M pairs" in report
     for name in ("scale_time.png", "scale_memory.png", "scale_latency.png"):
         assert (out.parent / name).read_bytes()[:4] == b"\x89PNG"
+    # The report is rewritten from the JSON alone, as it was written from the measurements.
+    out.unlink()
+    again = [sys.executable, str(ROOT / "bench" / "bench_scale.py"), "--from-json", "--out", str(out)]
+    again += ["--epochs", "2", "--queries", "50", "--search-queries", "20"]
+    proc = subprocess.run(again, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.read_text() == report
 
 
 def _rows(sizes: list[int]) -> list[dict[str, float]]:
