@@ -244,14 +244,25 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         extrapolated = values[-1] * (MPD_PAIRS / sizes[-1]) ** max(a_last, 0.0)
         cells = [f"{label} ({unit})", *(f"{v:.3g}" for v in values), f"{a_all:.2f}", f"{a_last:.2f}"]
         lines.append("| " + " | ".join([*cells, *([f"{extrapolated:.3g}"] if extrapolate else [])]) + " |")
-    lines += ["<!-- end scale -->", "", "a: fitted exponent of value ~ pairs^a (log-log least squares over all sizes; "]
-    lines[-1] += "and between the two largest, which small-size overheads distort least)."
+    footnote = (
+        "a: fitted exponent of value ~ pairs^a (log-log least squares over all sizes; and between the two largest, "
+        "which small-size overheads distort least)."
+    )
     if extrapolate:
-        lines[-1] += (
+        footnote += (
             " *Extrapolated from the largest size with the last-two exponent (floored at 0): a paper estimate, "
             "not a measurement."
         )
-    lines += ["", "<!-- begin convergence -->", *convergence_estimate(rows[-1]), "<!-- end convergence -->", ""]
+    lines += [
+        "<!-- end scale -->",
+        "",
+        footnote,
+        "",
+        "<!-- begin convergence -->",
+        *convergence_estimate(rows[-1]),
+        "<!-- end convergence -->",
+        "",
+    ]
     lines += [
         " ".join(f"![{kind}]({args.out.stem}_{kind}.png)" for kind in ("time", "memory", "latency")),
         "",

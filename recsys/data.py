@@ -18,6 +18,7 @@ from recsys.source import (
     AUDIO_FEATURES,
     DATA_ENV_VAR,
     FEATURE_RANGES,
+    OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     clean_chunk,
     drop_long_ids,
@@ -44,17 +45,8 @@ DEFAULT_DATA_PATH = Path("data/spotify_songs.csv")
 # Rows per chunk: bounds the loader's memory (~300 MB of pandas strings per chunk) whatever the file's size.
 CHUNK_ROWS = 200_000
 _META_COLUMNS = ("track_name", "track_artist", "track_album_id")
-# What a catalogue keeps of a track's first row (the playlist columns are kept per playlist or per pair).
-_TRACK_COLUMNS = (
-    "track_id",
-    "track_name",
-    "track_artist",
-    "track_album_id",
-    "track_album_name",
-    "track_album_release_date",
-    "track_popularity",
-    *AUDIO_FEATURES,
-)
+# What a catalogue keeps of a track's first row: every column but the playlist ones (kept per playlist or per pair).
+_TRACK_COLUMNS = tuple(c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if not c.startswith("playlist_"))
 # Row indices held per row of the file until the catalogue is built: 32 bits (4 bytes a value, not 8).
 _INDEX = np.int32
 _MAX_IDS = np.iinfo(_INDEX).max

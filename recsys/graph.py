@@ -170,17 +170,15 @@ def split_pairs(
     return pairs[:, ~held_mask], pairs[:, held_mask]
 
 
-def normalised_csr(
-    pairs: torch.Tensor, inputs: GraphInputs, attributes: bool, num_nodes: int | None = None
-) -> torch.Tensor:
+def normalised_csr(pairs: torch.Tensor, inputs: GraphInputs, attributes: bool) -> torch.Tensor:
     """The symmetric D^-1/2 A D^-1/2 of the playlist-track pairs [2, n] (and, with attributes, the track-artist and
-    track-album edges) as a sparse CSR matrix over num_nodes (default inputs.num_nodes).
+    track-album edges) as a sparse CSR matrix over all inputs.num_nodes nodes.
 
     The same matrix, value for value, as gcn_norm over bipartite_edge_index and attribute_edge_index followed by a
     COO coalesce, built with a fraction of their memory (the Million Playlist Dataset's graph has 130M non-zeros):
     one int64 key row * num_nodes + col per non-zero, sorted in place; no edge_index, no sort permutation, no weights
     in edge order. Repeated edges count twice, in the degrees and in the value, as a coalesce sums them."""
-    n = inputs.num_nodes if num_nodes is None else num_nodes
+    n = inputs.num_nodes
     playlists, tracks = pairs[0].numpy(), pairs[1].numpy() + inputs.track_offset
     parts = [(playlists, tracks)]
     if attributes:

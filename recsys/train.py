@@ -63,7 +63,7 @@ class TrainResult:
 
 
 class _Graphs:
-    """Edge sets in the joint numbering, normalised once each."""
+    """The normalised message-passing graph of any set of pairs, in the joint numbering."""
 
     def __init__(self, inputs: GraphInputs, config: TrainConfig, device: torch.device) -> None:
         self.inputs, self.device = inputs, device
