@@ -28,6 +28,36 @@ class _SymmetricPropagation(torch.autograd.Function):
         return None, ctx.adj @ grad
 
 
+class _LightGCNStack(torch.autograd.Function):
+    """The mean of x, adj @ x, ..., adj^layers @ x for a symmetric sparse CSR adjacency: LightGCN's layer
+    combination in one autograd step, written into x (x must not be a leaf that requires grad; the model's is the
+    concatenated inputs, which no backward step reads).
+
+    Its gradient is the same polynomial in adj applied to the incoming gradient, evaluated by Horner's rule
+    (h <- adj @ h + g / (L + 1)): the same sums autograd forms layer by layer (bit for bit when L + 1 is a power of
+    two, as with the default 3 layers), holding two [N, d] arrays besides the gradient instead of one per pending
+    layer; the forward pass holds two besides x (1.5 GB each at the Million Playlist Dataset's size). Nothing is
+    saved for the backward pass but the adjacency."""
+
+    @staticmethod
+    def forward(ctx: Any, adj: Tensor, x: Tensor, layers: int) -> Tensor:
+        ctx.adj, ctx.layers = adj, layers
+        ctx.mark_dirty(x)
+        layer = x
+        for _ in range(layers):
+            layer = adj @ layer  # the first product reads x before x starts to accumulate
+            x += layer
+        return x.div_(layers + 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
+        share = 1.0 / (ctx.layers + 1)
+        h = grad * share
+        for _ in range(ctx.layers):
+            h = (ctx.adj @ h).add_(grad, alpha=share)
+        return None, h, None
+
+
 def propagate(conv: LGConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
     """One LGConv layer; a sparse CSR adjacency (the normalised, symmetric D^-1/2 A D^-1/2) takes the fast path."""
     if edge_index.layout == torch.sparse_csr:
@@ -104,12 +134,15 @@ class HybridGNN(nn.Module):
         tracks = self.encode_tracks(hide_genre)
         x = torch.cat([self.playlist_emb.weight, tracks, self.artist_emb.weight, self.album_emb.weight])  # [N, d]
         del tracks  # x holds them; the cat keeps no reference for its backward
+        p, t = self.num_playlists, self.num_tracks
+        if edge_index.layout == torch.sparse_csr:
+            out = _LightGCNStack.apply(edge_index, x, len(self.convs))
+            return out[:p], out[p : p + t]
         out = x
         for conv in self.convs:
             x = propagate(conv, x, edge_index, edge_weight)
             out = out + x
         out = out / (len(self.convs) + 1)
-        p, t = self.num_playlists, self.num_tracks
         return out[:p], out[p : p + t]
 
     def encode_tracks(self, hide_genre: Tensor | None) -> Tensor:

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from recsys.co_members import co_member_loss, partners
 from recsys.config import TrainConfig
 from recsys.data import Catalog
 from recsys.device import resolve_device
@@ -175,6 +176,7 @@ class _Run:
         self.genre_idx, self.genre_pools = _genre_pools(catalog, device)
         skips = config.loss.kind == "softmax" and config.loss.skip_playlist_members
         self.members = PlaylistMembers(self.known_pairs, self.inputs.num_tracks) if skips else None
+        self.partner: Tensor | None = None  # per target pair of the epoch, a co-member track (recsys.co_members)
 
     def epoch(self) -> tuple[float, float]:
         """Train one epoch: its mean loss, and the seconds spent in the loss chunks (not in propagation)."""
@@ -192,6 +194,7 @@ class _Run:
         coin = torch.rand(self.inputs.num_tracks, generator=draws, device=device)
         hide_genre = cold & (coin < self.config.genre_dropout)
         order = torch.randperm(target_pairs.shape[1], generator=draws, device=device)
+        self.partner = partners(target_pairs, draws) if self.config.loss.co_member_weight else None
         losses = []
         loss_start = time.perf_counter()
         propagation_seconds = 0.0
@@ -211,6 +214,11 @@ class _Run:
         step_loss = self._chunks_loss(heads.tables, heads.grads, target_pairs, step)
         for table, grad, norm in zip(heads.tables, heads.grads, heads.norms or [], strict=False):
             normalised_gradient_(table, grad, norm)  # now the gradient with respect to the model's outputs
+        if heads.norms is not None:
+            # The lean path's root is the model's output, which no backward step reads (recsys.model._LightGCNStack)
+            # and its tables were its rows: its memory (an [N, d] array) goes before the backward pass needs more.
+            for root in heads.roots:
+                root.untyped_storage().resize_(0)
         reg = sum((e.pow(2).sum() for e in self.model.input_embeddings()), torch.zeros((), device=self.device))
         reg = self.config.loss.weight_decay * reg / len(step)
         self.opt.zero_grad()
@@ -272,6 +280,11 @@ class _Run:
             weight = pos.shape[1] / len(step) * ranks.world
             skip = self.members.of(pos[0], neg) if self.members is not None else None
             step_loss += chunk_loss(tables, grads, pos, neg, shared, config.loss, weight, skip) / ranks.world
+            if self.partner is not None:
+                partner = self.partner[step[lo : lo + config.batch_size]]
+                co_weight = weight * config.loss.co_member_weight
+                co = co_member_loss(tables, grads, pos, partner, neg, shared, config.loss, co_weight, skip)
+                step_loss += co / ranks.world
         return step_loss
 
     def validate(self) -> dict[str, float]:

@@ -53,3 +53,29 @@ def test_checkpointed_chunks_recompute_the_same_dropout_masks(
         torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-4, atol=1e-5)
     undropped, _ = _forward_and_grads(demo_catalog, 97, monkeypatch, dropout=0.0)
     assert not torch.allclose(undropped, plain)  # dropout acted: masks drawn again at random would have differed
+
+
+def test_the_one_step_layer_stack_equals_autograds_layer_by_layer_sums_exactly(demo_catalog: Catalog) -> None:
+    """_LightGCNStack (forward in place, backward by Horner's rule) against the layer loop autograd differentiates:
+    the same floating-point sums, so the same bits."""
+    inputs = build_inputs(demo_catalog)
+    adj = normalised_csr(torch.from_numpy(demo_catalog.edges.copy()), inputs, attributes=True)
+    x = torch.randn(adj.shape[0], 8, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(adj.shape[0], 8, generator=torch.Generator().manual_seed(1))
+    layers = 3
+
+    x1 = x.clone().requires_grad_()
+    out, h = x1, x1
+    for _ in range(layers):
+        h = model_module._SymmetricPropagation.apply(adj, h)
+        out = out + h
+    want = out / (layers + 1)
+    (want * weights).sum().backward()
+
+    x2 = x.clone().requires_grad_()
+    got = model_module._LightGCNStack.apply(adj, x2 * 1.0, layers)  # it writes into its input: not a leaf
+    (got * weights).sum().backward()
+    assert torch.equal(got, want)
+    assert x1.grad is not None and x2.grad is not None
+    assert torch.equal(x2.grad, x1.grad)
+    assert not torch.equal(x2.grad, weights / (layers + 1))  # the propagation reached the gradient
