@@ -76,6 +76,9 @@ class LossConfig:
     # (recsys.loss.fast_bf16: CUDA, CPUs with AVX512-BF16 or AMX), float32 elsewhere; sums stay float32. At 10M
     # pairs the block is most of an epoch; bench/compare_training.py measured the validation cost (see docs/scale.md).
     bf16_shared_products: bool = True
+    # Weight of the co-member term (recsys.co_members): another song of the positive's playlist as the query
+    # instead of the playlist. 0 leaves it out.
+    co_member_weight: float = 0.0
 
 
 @dataclass(frozen=True)
