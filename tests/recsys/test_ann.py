@@ -153,6 +153,22 @@ def test_prefiltered_search_finds_what_the_full_scan_finds(exact: Snapshot) -> N
     assert [h.track.track_id for h in filtered.search("zzqx")] == [h.track.track_id for h in exact.search("zzqx")]
 
 
+def test_a_query_word_that_lost_its_space_is_read_as_the_two_index_words(exact: Snapshot) -> None:
+    from recsys.name_index import NameIndex
+
+    arrays = planted_arrays()
+    config = NameIndexConfig(min_items=0, max_candidates=300)
+    index = NameIndex.build([str(n) for n in arrays["track_names"]], [str(a) for a in arrays["track_artists"]], config)
+    both = {i for i, n in enumerate(arrays["track_names"]) if str(n).startswith("velvet silver ")}
+    assert len(both) == 40
+    rows = set(index.candidates("velvetsilver", arrays["popularity"]).tolist())
+    assert both <= rows  # the rows holding both words first, not an empty answer that scans every name
+    assert not index.candidates("zzqxzzqx", arrays["popularity"]).size  # no split into index words: still nothing
+    filtered = _snapshot(NO_ANN, arrays, name_index_config=config)
+    best = filtered.search("velvetsilver 1221")[0]
+    assert best.track.name == "velvet silver 1221"
+
+
 def test_name_index_is_saved_with_the_snapshot_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recsys.name_index import NameIndex
 
