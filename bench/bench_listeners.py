@@ -1,7 +1,7 @@
 """Listeners benchmark: does liking and disliking songs make /forme better, and do listener nodes cost quality?
 
 python bench/bench_listeners.py --data /path/to/spotify_songs.csv [--out docs/listeners.md] [--seeds 0 1 2 3 4]
-python bench/bench_listeners.py --data ... --tune      # choose recsys.ranking.RatingsConfig on the inner split
+python bench/bench_listeners.py --data ... --tune      # choose recsys.ratings.RatingsConfig on the inner split
 
 Simulated listeners are the playlists a seeded split holds out whole (recsys.evaluation.make_split's
 new_playlists). Each starts from one liked song (its playlist's first track) and asks /forme for 10 songs
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import recsys
-from recsys import ranking
+from recsys import ratings
 from recsys.evaluation.harness import CONTINUATION_K, evaluate_continuation, validation_split
 from recsys.evaluation.metrics import bootstrap_mean_ci
 from recsys.evaluation.splits import Split, make_split
@@ -101,8 +101,8 @@ def served(snap: recsys.Snapshot, seconds: list[float] | None = None) -> Recomme
     return recommend
 
 
-def with_config(snap: recsys.Snapshot, config: ranking.RatingsConfig) -> Recommend:
-    """The same rule with another RatingsConfig (for --tune): recsys.ranking.for_ratings."""
+def with_config(snap: recsys.Snapshot, config: ratings.RatingsConfig) -> Recommend:
+    """The same rule with another RatingsConfig (for --tune): recsys.ratings.for_ratings."""
     pos = {str(t): i for i, t in enumerate(snap.track_ids.tolist())}
     listener_pos = {str(t): i for i, t in enumerate(snap.listener_ids.tolist())}
 
@@ -111,7 +111,7 @@ def with_config(snap: recsys.Snapshot, config: ranking.RatingsConfig) -> Recomme
 
     def recommend(likes: list[str], dislikes: list[str], shown: list[str], listener_id: str | None) -> list[str]:
         listener = listener_pos.get(listener_id) if listener_id else None
-        picks = ranking.for_ratings(snap, rows(likes), rows(dislikes), listener, rows(shown), K, config)
+        picks = ratings.for_ratings(snap, rows(likes), rows(dislikes), listener, rows(shown), K, config)
         return [str(snap.track_ids[i]) for i in picks[0]]
 
     return recommend
@@ -315,10 +315,10 @@ def report(results: list[SeedResult], seeds: Sequence[int], data: Path, seconds:
             "pairs pass messages and are loss targets like a playlist's but are never held out for validation, and "
             "its dislikes are half of its per-positive hard negatives (`recsys.loss.DISLIKED_SHARE`). After training "
             "the listener rows leave the playlist arrays for the snapshot's `listener_ids` / `listener_z` / "
-            "`listener_likes` / `listener_dislikes`. `/forme` is `recsys.ranking.for_ratings`: the likes' seed score "
+            "`listener_likes` / `listener_dislikes`. `/forme` is `recsys.ratings.for_ratings`: the likes' seed score "
             "minus a weighted soft maximum over the dislikes, blended with the listener node's cosine when the "
             "model has one, shown songs ranked down; its weights (`RatingsConfig`) were chosen on the inner "
-            "validation split with `--tune` (figures in `recsys/ranking.py`), never on the split reported here.",
+            "validation split with `--tune` (figures in `recsys/ratings.py`), never on the split reported here.",
             "",
             "## Hit rate@10 by round",
             "",
@@ -356,7 +356,7 @@ def tune(data: Path, seeds: Sequence[int], work: Path) -> None:
     first: dict[tuple[float, float], list[float]] = {g: [] for g in grid}
     sixth: dict[float, list[float]] = {w: [] for w in weights}
     reference: list[float] = []  # no feedback, round 6
-    default = ranking.RatingsConfig()
+    default = ratings.RatingsConfig()
     for seed in seeds:
         split = validation_split(data, seed, work / f"tune{seed}")
         base = recsys.train_catalog(split.catalog, CONFIG)

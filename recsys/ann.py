@@ -66,6 +66,10 @@ class AnnIndex:
     def dim(self) -> int:
         return int(self._index.d)
 
+    def scans_all(self, breadth: int) -> bool:
+        """Whether a search of this breadth scans every list (then it returns all it can)."""
+        return self.config.nprobe * max(1, breadth) >= int(self._index.nlist)
+
     @classmethod
     def build(cls, vectors: np.ndarray, config: AnnConfig | None = None) -> AnnIndex:
         """Train the coarse quantiser on a sample and add every vector. vectors: [n, d] float32."""
@@ -84,13 +88,20 @@ class AnnIndex:
         index.add(x)
         return cls(index, config)
 
-    def search(self, query: np.ndarray, k: int, breadth: int = 1) -> np.ndarray:
+    def search(self, query: np.ndarray, k: int, breadth: int = 1, skip: np.ndarray | None = None) -> np.ndarray:
         """Row indices of up to k approximate nearest neighbours of one query vector [d], best first. breadth > 1
         scans that many times more lists (at most all): for lists that need many artists, not just the nearest
-        tracks. Per call, so concurrent searches do not share the setting."""
+        tracks. skip: rows never returned (artists a list has enough of). Per call, so concurrent searches do not
+        share the settings."""
         k = min(k, self.size)
         nprobe = min(self.config.nprobe * max(1, breadth), int(self._index.nlist))
-        params = _faiss().SearchParametersIVF(nprobe=nprobe)
+        faiss = _faiss()
+        if skip is not None and len(skip):
+            batch = faiss.IDSelectorBatch(np.ascontiguousarray(skip, dtype=np.int64))
+            outside = faiss.IDSelectorNot(batch)  # holds a pointer to batch: both live until the search returns
+            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=outside)
+        else:
+            params = faiss.SearchParametersIVF(nprobe=nprobe)
         _, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
         found: np.ndarray = ids[0]
         return found[found >= 0]

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 SEED_TEMPERATURE = 0.1
 # seed_scores works through the seeds this many at a time: memory [SEED_BLOCK, T] however many a listener liked.
 SEED_BLOCK = 32
+# Similar songs through the index: each round whose list is short or uncertain leaves the artists it already has
+# enough of out of the index's next proposals, up to this many artists; past them the search widens instead.
+MAX_LEFT_OUT_ARTISTS = 64
 
 Picks = tuple[list[int], np.ndarray]  # (row indices best first, their scores)
 
@@ -296,16 +299,32 @@ def _served(
     bonus = bonus if bonus is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     if snap.ann is not None and k > 0:
         want, breadth = 4 * k + len(exclude) + 8, 1
+        found, full = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         while want < len(snap.track_z) // 4:
-            found = snap.ann.search(query, want, breadth)
-            cand = np.concatenate([found, np.setdiff1d(bonus[0], found)])  # the index's first, then the bonus rows
+            # Artists the list has enough of are left out of the index's proposals (one artist can hold tens of
+            # thousands of tracks nearer the query than any other artist's), kept among the earlier candidates.
+            fresh = snap.ann.search(query, want, breadth, snap.artist_rows(full) if len(full) else None)
+            found = np.union1d(found, fresh)
+            cand = np.union1d(found, bonus[0])  # bonus rows are always candidates
             cosine = lists.adjust(snap.track_z[cand] @ query, snap.popularity[cand])
             picks = best_of(cand, _with_bonus(cand, cosine, bonus), k, exclude, snap.songs, snap.artist_groups, cap)
-            # A track the index did not propose has about at most the lowest cosine it did propose (bonus rows are
-            # all candidates already): a list ending below that frontier may be missing better tracks.
-            frontier = cosine[: len(found)].min(initial=np.inf)
-            if len(picks[0]) == k and picks[1][-1] >= frontier:
+            # A track the index did not propose (of an artist not left out) has about at most the lowest cosine it
+            # proposed this round: a list ending below that frontier may be missing better tracks.
+            frontier = cosine[np.searchsorted(cand, fresh)].min(initial=np.inf)
+            # Fewer proposals than asked: the lists scanned ran dry (most of their tracks left out), and the frontier
+            # says nothing of the lists not scanned: scan more of them.
+            dry = len(fresh) < want and not snap.ann.scans_all(breadth)
+            if not dry and len(picks[0]) == k and picks[1][-1] >= frontier:
                 return picks
+            if dry:
+                breadth *= 4
+                continue
+            newly_full = _artists_at_cap(snap, np.asarray(picks[0], dtype=np.int64), cap, full)
+            if len(newly_full) and len(full) < MAX_LEFT_OUT_ARTISTS:
+                # As many proposals again, without them; their tracks filled the lists nearest the query, so the
+                # other artists' nearest tracks may lie in lists further out: scan more lists.
+                full, breadth = np.union1d(full, newly_full), breadth * 4
+                continue
             # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
             # deep): widen by how far short they fell, at least fourfold, rather than fourfold round after round.
             # The nearest lists of the index may hold too few artists: scan proportionally more of them too.
@@ -314,6 +333,14 @@ def _served(
     scores = snap.track_z @ query
     scores[bonus[0]] += bonus[1].astype(scores.dtype)
     return pick(snap, scores, k, exclude, cap)
+
+
+def _artists_at_cap(snap: Snapshot, rows: np.ndarray, cap: int, known: np.ndarray) -> np.ndarray:
+    """Artist groups with cap songs among rows that are not in known (none without a cap)."""
+    if cap <= 0 or not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    groups, counts = np.unique(snap.artist_groups[rows], return_counts=True)
+    return np.setdiff1d(groups[counts >= cap], known).astype(np.int64)
 
 
 def pick(snap: Snapshot, scores: np.ndarray, k: int, exclude: np.ndarray, cap: int | None = None) -> Picks:
@@ -347,63 +374,3 @@ def continue_listener(snap: Snapshot, listener_idx: int, k: int) -> Picks:
     """Tracks for a trained listener node: what it had liked or disliked at training excluded."""
     liked, disliked = snap.listener_rows(listener_idx)
     return _served(snap, snap.listener_z[listener_idx], k, np.union1d(liked, disliked))
-
-
-@dataclass(frozen=True)
-class RatingsConfig:
-    """How a listener's current ratings become scores (for_ratings). Chosen on the inner validation split of the real
-    data (5 seeds, ~200 simulated listeners; `python bench/bench_listeners.py --data ... --tune`): the hit rate@10
-    of rounds 1-5, then of round 6 after a retrain; differences under ~0.005 are noise at that size."""
-
-    # The soft maximum over the dislikes, times this, is subtracted from the likes' seed score: a track much like a
-    # disliked one sinks, one merely of the same genre barely moves (both soft maxima lie in [-1, 1]). Rounds 1-5:
-    # 0 -> 0.061, 0.25 -> 0.061, 0.5 -> 0.062, 1.0 -> 0.039 (at 1 the dislikes, near the likes, drown them).
-    dislike_weight: float = 0.5
-    # Share of the trained listener node's cosine in the score when the model has the listener's node; the rest is
-    # the seed score of the current ratings, which also knows the ratings made since that training. Round 6 after a
-    # retrain: 0 -> 0.048, 0.25 -> 0.050, 0.5 -> 0.050, 0.75 -> 0.051, 1.0 -> 0.053 (no feedback: 0.029); 1.0 would
-    # ignore every rating made since the retrain, so the node gets the larger share, not all of it.
-    listener_weight: float = 0.75
-    # Subtracted from the score of a track already shown (and of its other versions): a list asked for again brings
-    # new songs first, but a song far better than the rest may come back. Rounds 1-5: 0.1 -> 0.058, 0.25 to 2 ->
-    # 0.062 (the simulated listener rates every shown song it would like, so a re-shown one is always a miss).
-    shown_penalty: float = 0.5
-    # Only the latest this many likes (and dislikes) are scored, all are still excluded: the score's cost grows with
-    # them (100 x 28k cosines is a few ms; at a million tracks ~0.3 s).
-    max_ratings: int = 100
-
-
-def ratings_scores(
-    snap: Snapshot,
-    likes: np.ndarray,
-    dislikes: np.ndarray,
-    listener_idx: int | None,
-    shown: np.ndarray,
-    config: RatingsConfig,
-) -> np.ndarray:
-    """Score every track for liked and disliked rows (latest last), a trained listener node (or None) and the
-    rows already shown. [T]"""
-    scores = seed_scores(snap.track_z, likes[-config.max_ratings :])
-    if len(dislikes) and config.dislike_weight:
-        scores = scores - config.dislike_weight * seed_scores(snap.track_z, dislikes[-config.max_ratings :])
-    if listener_idx is not None:
-        node = snap.track_z @ snap.listener_z[listener_idx]  # [T]
-        scores = (1.0 - config.listener_weight) * scores + config.listener_weight * node
-    if len(shown):
-        scores = np.where(np.isin(snap.songs, snap.songs[shown]), scores - config.shown_penalty, scores)
-    return scores.astype(np.float32)
-
-
-def for_ratings(
-    snap: Snapshot,
-    likes: np.ndarray,
-    dislikes: np.ndarray,
-    listener_idx: int | None,
-    shown: np.ndarray,
-    k: int,
-    config: RatingsConfig,
-) -> Picks:
-    """The top k for a listener's ratings (ratings_scores): every liked and disliked track, and their other
-    versions, excluded; shown tracks ranked down, not excluded."""
-    scores = ratings_scores(snap, likes, dislikes, listener_idx, shown, config)
-    return pick(snap, scores, k, np.union1d(likes, dislikes).astype(np.int64))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys import ann, explain, ranking
+from recsys import ann, explain, ranking, ratings
 from recsys import text as text_queries
 from recsys.errors import (
     InvalidQueryError,
@@ -124,6 +124,9 @@ class Snapshot:
         )
         artists = _saved_groups(arrays, ARTISTS_KEY, num_tracks)
         self.artist_groups: np.ndarray = artist_groups(self.track_artists.tolist()) if artists is None else artists
+        self._artist_ptr, self._artist_rows = grouped(
+            self.artist_groups, np.arange(num_tracks), int(self.artist_groups.max(initial=-1)) + 1
+        )
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
         # The same over playlists (the Million Playlist Dataset has a million): similar songs' nearest playlists.
@@ -210,6 +213,13 @@ class Snapshot:
     def has_listener(self, listener_id: str) -> bool:
         """Whether the model was trained with this listener's node (recommend_for_listener then answers)."""
         return listener_id in self._listener_pos
+
+    def artist_rows(self, groups: np.ndarray) -> np.ndarray:
+        """Track rows of the given artist groups (recsys.names.artist_groups)."""
+        return np.concatenate(
+            [self._artist_rows[self._artist_ptr[g] : self._artist_ptr[g + 1]] for g in groups.tolist()]
+            or [np.zeros(0, dtype=np.int64)]
+        )
 
     def versions_of(self, idx: int) -> np.ndarray:
         """Track rows of the same song as row idx (itself included), sorted."""
@@ -310,7 +320,7 @@ class Snapshot:
     ) -> list[Track]:
         """The k tracks for a listener's current ratings (the bot's /forme): near the likes, away from the
         dislikes, blended with the listener's trained node when the model has one; liked and disliked tracks
-        excluded, tracks in `shown` ranked down (recsys.ranking.for_ratings). Track ids the catalogue lacks are
+        excluded, tracks in `shown` ranked down (recsys.ratings.for_ratings). Track ids the catalogue lacks are
         ignored; InvalidQueryError when no liked track is left."""
         check_ratings(likes, dislikes)
         if isinstance(shown, str | bytes):
@@ -323,8 +333,8 @@ class Snapshot:
         if listener_id is not None and not isinstance(listener_id, str):
             raise InvalidQueryError(f"listener_id is a str (a Telegram user id as text); got {listener_id!r:.80}")
         listener = self._listener_pos.get(listener_id) if listener_id is not None else None
-        picks = ranking.for_ratings(
-            self, like_rows, self._known_rows(dislikes), listener, self._known_rows(shown), k, ranking.RatingsConfig()
+        picks = ratings.for_ratings(
+            self, like_rows, self._known_rows(dislikes), listener, self._known_rows(shown), k, ratings.RatingsConfig()
         )
         return self._tracks(picks, explain.liked_reasons(self, picks[0], like_rows))
 

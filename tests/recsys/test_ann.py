@@ -207,7 +207,9 @@ def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(m
     assert deep.ann is not None
     calls = []
     search = deep.ann.search
-    monkeypatch.setattr(deep.ann, "search", lambda q, n, breadth=1: calls.append(n) or search(q, n, breadth))
+    monkeypatch.setattr(
+        deep.ann, "search", lambda q, n, breadth=1, skip=None: calls.append(n) or search(q, n, breadth, skip)
+    )
     queries = arrays["track_ids"][::200].tolist()
     for tid in queries:
         got = deep.similar_tracks(tid, k=10)
@@ -216,6 +218,35 @@ def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(m
         assert len(want & {t.track_id for t in got}) >= 8
     # Widening by how far short the candidates fell: about two index searches a query, not one per fourfold step.
     assert len(calls) <= 2 * len(queries)
+
+
+def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search_not_scanned_past(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("faiss")
+    from recsys import ranking
+
+    arrays = planted_arrays()
+    # One artist holds every track of clusters 0-34 (~3500 of 4000): with one song per artist, a query there has
+    # thousands of that artist's tracks nearer than any other artist's. The other tracks each have their own artist.
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
+    giant = _snapshot(SMALL_ANN, arrays)
+    plain = _snapshot(NO_ANN, arrays)
+    scans = []
+    exact_pick = ranking.pick
+    monkeypatch.setattr(ranking, "pick", lambda *a, **kw: scans.append(1) or exact_pick(*a, **kw))
+    queries = [tid for tid, c in zip(arrays["track_ids"].tolist(), cluster, strict=True) if c < 35][::350]
+    recalls = []
+    for tid in queries:
+        got = giant.similar_tracks(tid, k=10)
+        assert len({t.artist for t in got}) == len(got) == 10
+        monkeypatch.setattr(ranking, "pick", exact_pick)
+        want = {t.track_id for t in plain.similar_tracks(tid, k=10)}
+        monkeypatch.setattr(ranking, "pick", lambda *a, **kw: scans.append(1) or exact_pick(*a, **kw))
+        recalls.append(len(want & {t.track_id for t in got}) / 10)
+    assert not scans  # no query fell back to scoring the whole catalogue
+    assert np.mean(recalls) >= 0.95
 
 
 def test_a_narrow_index_still_finds_the_nearest_playlists_and_tracks() -> None:
