@@ -40,7 +40,7 @@ STAGES = ("ingest", "train", "serve")
 
 
 def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB; GB = 10^9 bytes
 
 
 def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -163,11 +163,33 @@ def _run_stage(stage: str, size: int, args: argparse.Namespace) -> dict[str, Any
 
 
 def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage at one size, each in its own process: one report row."""
-    row: dict[str, Any] = {"size": size}
+    """Every stage at one size, each in its own process: one report row, with when and at which commit."""
+    row: dict[str, Any] = {"size": size, "measured": _when()}
     for stage in STAGES:
         row |= _run_stage(stage, size, args)
     return row
+
+
+def _when() -> str:
+    """Now and the checkout's commit (with "+changes" when the working tree differs from it)."""
+
+    def git(*cmd: str) -> str:
+        proc = subprocess.run(["git", *cmd], capture_output=True, text=True, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    changed = "+changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {commit}{changed}"
+
+
+def measured_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every size measured; with --remeasure, only those sizes, the others' rows kept from --out's JSON."""
+    if not args.remeasure:
+        return [measure(size, args) for size in sorted(args.sizes)]
+    kept = {r["size"]: r for r in json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))}
+    for size in args.remeasure:
+        kept[size] = measure(size, args)
+    return [kept[size] for size in sorted(kept)]
 
 
 # (key, label, unit) of every measured quantity, in report order.
@@ -253,6 +275,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             " *Extrapolated from the largest size with the last-two exponent (floored at 0): a paper estimate, "
             "not a measurement."
         )
+    when = [f"{r['size']:,} pairs {r['measured']}" for r in rows if "measured" in r]
+    if when:
+        footnote += " Measured: " + "; ".join(when) + "."
     lines += [
         "<!-- end scale -->",
         "",
@@ -312,6 +337,9 @@ def main() -> None:
     parser.add_argument(
         "--from-json", action="store_true", help="rewrite the report and plots from --out's JSON (no measuring)"
     )
+    parser.add_argument(
+        "--remeasure", type=int, nargs="+", help="measure only these sizes again; the other rows come from --out's JSON"
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -328,7 +356,7 @@ def main() -> None:
     if args.from_json:
         rows = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
     else:
-        rows = [measure(size, args) for size in sorted(args.sizes)]
+        rows = measured_rows(args)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     plots(rows, args.out)

@@ -85,7 +85,7 @@ for track_id in queries["ids"]:
     snap.similar_tracks(track_id, k=10)
 for text in queries["texts"]:
     snap.search(text)
-print(json.dumps({"load_s": load_s, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}))
+print(json.dumps({"load_s": load_s, "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}))
 """
 
 
