@@ -14,20 +14,6 @@ from recsys.config import ModelConfig
 from recsys.graph import GraphInputs
 
 
-class _SymmetricPropagation(torch.autograd.Function):
-    """adj @ x for a symmetric sparse CSR adjacency, whose gradient is adj @ grad: autograd's generic backward
-    would transpose the matrix (a sort of every non-zero) at every layer of every step."""
-
-    @staticmethod
-    def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
-        ctx.adj = adj
-        return adj @ x
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        return None, ctx.adj @ grad
-
-
 class _LightGCNStack(torch.autograd.Function):
     """The mean of x, adj @ x, ..., adj^layers @ x for a symmetric sparse CSR adjacency: LightGCN's layer
     combination in one autograd step, written into x (x must not be a leaf that requires grad; the model's is the
@@ -56,13 +42,6 @@ class _LightGCNStack(torch.autograd.Function):
         for _ in range(ctx.layers):
             h = (ctx.adj @ h).add_(grad, alpha=share)
         return None, h, None
-
-
-def propagate(conv: LGConv, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
-    """One LGConv layer; a sparse CSR adjacency (the normalised, symmetric D^-1/2 A D^-1/2) takes the fast path."""
-    if edge_index.layout == torch.sparse_csr:
-        return _SymmetricPropagation.apply(edge_index, x)
-    return conv(x, edge_index, edge_weight)
 
 
 class PooledDropout(nn.Dropout):
@@ -140,7 +119,7 @@ class HybridGNN(nn.Module):
             return out[:p], out[p : p + t]
         out = x
         for conv in self.convs:
-            x = propagate(conv, x, edge_index, edge_weight)
+            x = conv(x, edge_index, edge_weight)
             out = out + x
         out = out / (len(self.convs) + 1)
         return out[:p], out[p : p + t]

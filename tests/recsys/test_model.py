@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -55,6 +57,19 @@ def test_checkpointed_chunks_recompute_the_same_dropout_masks(
     assert not torch.allclose(undropped, plain)  # dropout acted: masks drawn again at random would have differed
 
 
+class _SymmetricPropagation(torch.autograd.Function):
+    """adj @ x for a symmetric adjacency, differentiated layer by layer as the model once was: the reference."""
+
+    @staticmethod
+    def forward(ctx: Any, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return adj @ x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, ctx.adj @ grad
+
+
 def test_the_one_step_layer_stack_equals_autograds_layer_by_layer_sums_exactly(demo_catalog: Catalog) -> None:
     """_LightGCNStack (forward in place, backward by Horner's rule) against the layer loop autograd differentiates:
     the same floating-point sums, so the same bits."""
@@ -67,7 +82,7 @@ def test_the_one_step_layer_stack_equals_autograds_layer_by_layer_sums_exactly(d
     x1 = x.clone().requires_grad_()
     out, h = x1, x1
     for _ in range(layers):
-        h = model_module._SymmetricPropagation.apply(adj, h)
+        h = _SymmetricPropagation.apply(adj, h)
         out = out + h
     want = out / (layers + 1)
     (want * weights).sum().backward()
