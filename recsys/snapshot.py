@@ -124,7 +124,9 @@ class Snapshot:
         )
         artists = _saved_groups(arrays, ARTISTS_KEY, num_tracks)
         self.artist_groups: np.ndarray = artist_groups(self.track_artists.tolist()) if artists is None else artists
-        self._artist_index: tuple[np.ndarray, np.ndarray] | None = None  # artist_rows', built when first needed
+        self._artist_ptr, self._artist_rows = grouped(
+            self.artist_groups, np.arange(num_tracks), int(self.artist_groups.max(initial=-1)) + 1
+        )
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
         # The same over playlists (the Million Playlist Dataset has a million): similar songs' nearest playlists.
@@ -213,13 +215,11 @@ class Snapshot:
         return listener_id in self._listener_pos
 
     def artist_rows(self, groups: np.ndarray) -> np.ndarray:
-        """Track rows of the given artist groups (recsys.names.artist_groups). Only similar songs through the index
-        ask, so the grouping is built at the first call rather than at every load."""
-        if self._artist_index is None:
-            num_groups = int(self.artist_groups.max(initial=-1)) + 1
-            self._artist_index = grouped(self.artist_groups, np.arange(len(self.artist_groups)), num_groups)
-        ptr, rows = self._artist_index
-        return np.concatenate([rows[ptr[g] : ptr[g + 1]] for g in groups.tolist()] or [np.zeros(0, dtype=np.int64)])
+        """Track rows of the given artist groups (recsys.names.artist_groups)."""
+        return np.concatenate(
+            [self._artist_rows[self._artist_ptr[g] : self._artist_ptr[g + 1]] for g in groups.tolist()]
+            or [np.zeros(0, dtype=np.int64)]
+        )
 
     def versions_of(self, idx: int) -> np.ndarray:
         """Track rows of the same song as row idx (itself included), sorted."""
