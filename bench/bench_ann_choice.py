@@ -1,4 +1,5 @@
-"""Which approximate index serves similar_tracks: faiss IVF-Flat (what the snapshot uses) against usearch HNSW.
+"""Which approximate index serves similar_tracks: faiss IVF (what the snapshot uses; IVF-Flat when this was
+measured, scalar-quantised sq8 since) against usearch HNSW.
 
 Same 1M-track synthetic embeddings as bench_scale_serving.py; recall@10 against exact inner-product search, single
 query latency p50/p99 (one thread, as the bot serves), build time and serialised size. usearch is not a project
@@ -60,7 +61,7 @@ def main() -> None:
     t = time.perf_counter()
     ivf = AnnIndex.build(z, AnnConfig())
     build = time.perf_counter() - t
-    rows[f"faiss IVF-Flat ({AnnConfig().lists_for(n)} lists, nprobe {AnnConfig().nprobe})"] = {
+    rows[f"faiss IVF {AnnConfig().storage} ({AnnConfig().lists_for(n)} lists, nprobe {AnnConfig().nprobe})"] = {
         **_measure(lambda q: ivf.search(q, K), queries, truth),
         "build s": f"{build:.1f}",
         "size MB": f"{ivf.to_array().nbytes / 1e6:.0f}",

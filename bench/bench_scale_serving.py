@@ -119,7 +119,7 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
     init_approx = time.perf_counter() - t
     assert approx.ann is not None, "faiss is not installed: pip install 'musicrec[ann]'"
     t = time.perf_counter()
-    AnnIndex.build(arrays["track_z"], always)
+    index_mb = len(AnnIndex.build(arrays["track_z"], always).to_array()) / 1e6
     ann_build = time.perf_counter() - t
 
     ids = rng.choice(arrays["track_ids"], size=queries).tolist()
@@ -161,7 +161,7 @@ def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, 
         "similar exact p50 / p99 ms": _pct(lat_exact),
         "similar ANN p50 / p99 ms": _pct(lat_ann),
         "recall@10": f"{np.mean(recall):.3f}",
-        "ANN build s": f"{ann_build:.1f}",
+        "ANN build s / index MB": f"{ann_build:.1f} / {index_mb:.0f}",
         "snapshot init s (exact / with indexes)": f"{init_exact:.1f} / {init_approx:.1f}",
         "search full scan p50 / p99 ms": _pct(lat_search_full),
         "search pre-filtered p50 / p99 ms": _pct(lat_search),
@@ -183,7 +183,8 @@ def main() -> None:
     head = list(rows[0])
     lines = [
         f"Serving at scale on {platform.processor() or platform.machine()}, {platform.python_version()}, "
-        f"faiss IVF-Flat (4*sqrt(n) lists, nprobe {AnnConfig().nprobe}), k=10, {args.queries} similar / "
+        f"faiss IVF, {AnnConfig().storage} storage (4*sqrt(n) lists, nprobe {AnnConfig().nprobe}), k=10, "
+        f"{args.queries} similar / "
         f"{args.search_queries} search queries (typo'd titles, title+artist, artists).",
         "",
         "<!-- begin serving -->",

@@ -108,6 +108,32 @@ def test_index_alone_finds_planted_neighbours() -> None:
     assert len(set(hits.tolist()) & set(truth.tolist())) >= 9
 
 
+def test_the_index_holds_a_byte_per_dimension_and_proposes_what_the_float_index_proposes() -> None:
+    pytest.importorskip("faiss")
+    z = planted_arrays()["track_z"]
+    small = AnnIndex.build(z, SMALL_ANN)
+    flat = AnnIndex.build(z, AnnConfig(min_items=0, nlist=32, nprobe=8, storage="flat"))
+    assert len(small.to_array()) < 0.5 * len(flat.to_array())  # codes: DIM bytes a track, not 4 * DIM
+    overlap = [len(set(small.search(z[i], 10).tolist()) & set(flat.search(z[i], 10).tolist())) / 10 for i in range(200)]
+    assert np.mean(overlap) >= 0.9
+
+
+def test_skipped_rows_are_never_proposed_and_their_share_of_the_scanned_lists_is_counted() -> None:
+    pytest.importorskip("faiss")
+    arrays = planted_arrays()
+    z, cluster = arrays["track_z"], np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw
+    index = AnnIndex.build(z, SMALL_ANN)
+    query = z[0]
+    mates = np.flatnonzero(cluster == cluster[0])  # the query's cluster: its nearest tracks
+    got = index.search(query, 50, skip=mates)
+    assert len(got) == 50 and not np.isin(got, mates).any()
+    assert set(index.search(query, 50).tolist()) & set(mates.tolist())  # without the skip they come first
+    assert index.skipped_share(query, 1, np.zeros(0, dtype=np.int64)) == 0.0
+    assert index.skipped_share(query, 1, np.arange(4000)) == 1.0
+    # Every list scanned at full breadth: the share is the skipped rows' share of the catalogue.
+    assert index.skipped_share(query, 4, mates) == pytest.approx(len(mates) / 4000)
+
+
 def test_index_is_saved_with_the_snapshot_and_reused(
     approx: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
