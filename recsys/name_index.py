@@ -105,21 +105,28 @@ class NameIndex:
                 matches.append((matched, row[matched]))
             else:
                 matches.extend((np.array([w]), np.array([100])) for w in self._split(word))
-        # Per row, the sum over query words of the best similarity of one of its words: exact words beat typos.
-        hits = np.zeros(self._size, dtype=np.int32)
-        for matched, scores in matches:
-            word_best = np.zeros(self._size, dtype=np.uint8)
-            for w, score in zip(matched.tolist(), scores.tolist(), strict=True):
-                postings = self._rows[self._ptr[w] : self._ptr[w + 1]]
-                word_best[postings] = np.maximum(word_best[postings], score)
-            hits += word_best
+        hits = self._hits(matches)
         cand = np.flatnonzero(hits)
         if len(cand) <= self.config.max_candidates:
             return cand
-        # Keep the rows matching the query words best; popularity (0..100) breaks ties among them.
-        rank = hits[cand].astype(np.float64) * 1000.0 + np.nan_to_num(popularity[cand], nan=0.0)
-        keep = np.argpartition(-rank, self.config.max_candidates - 1)[: self.config.max_candidates]
-        return np.sort(cand[keep])
+        return _best_rows(cand, hits[cand], popularity, self.config.max_candidates)
+
+    def _hits(self, matches: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Per row, the sum over query words of the best similarity of one of its words (exact words beat typos).
+        matches: per query word, the matched word ids and their similarities. Touches only the matched words'
+        postings, not every row once per query word. [size] uint16 (at most 8 words x 100)"""
+        hits = np.zeros(self._size, dtype=np.uint16)
+        best = np.zeros(self._size, dtype=np.uint8)  # scratch: one query word's best similarity per row
+        for matched, scores in matches:
+            order = np.argsort(scores, kind="stable")  # ascending: a row's last assignment is its best word's
+            postings = [self._rows[self._ptr[w] : self._ptr[w + 1]] for w in matched[order].tolist()]
+            for rows, score in zip(postings, scores[order].tolist(), strict=True):
+                best[rows] = score
+            touched = np.concatenate(postings)
+            # A row in several matched words' postings repeats in `touched` with the same best: += adds it once.
+            hits[touched] += best[touched]
+            best[touched] = 0
+        return hits
 
     def _split(self, word: str) -> list[int]:
         """The ids of two index words that make up `word` ("rusty", "engine" of "rustyengine"), each at least
@@ -133,3 +140,17 @@ class NameIndex:
             if head is not None and tail is not None and min(cut, len(word) - cut) > longest:
                 best, longest = [head, tail], min(cut, len(word) - cut)
         return best
+
+
+def _best_rows(cand: np.ndarray, hits: np.ndarray, popularity: np.ndarray, keep: int) -> np.ndarray:
+    """The `keep` rows of cand [n] with the most hits [n], popularity (0..100) breaking ties at the last level kept;
+    sorted. Counts rows per hit level rather than sorting every candidate (a common word matches a million rows)."""
+    per_level = np.bincount(hits)
+    above = np.cumsum(per_level[::-1])[::-1]  # above[h]: candidates with at least h hits
+    level = int(np.flatnonzero(above >= keep).max())  # the lowest level still needed
+    sure = cand[hits > level]
+    tied = cand[hits == level]
+    pop = np.nan_to_num(popularity[tied], nan=0.0)
+    need = keep - len(sure)
+    chosen = tied[np.argpartition(-pop, need - 1)[:need]] if need < len(tied) else tied
+    return np.sort(np.concatenate([sure, chosen]))

@@ -179,6 +179,55 @@ def test_prefiltered_search_finds_what_the_full_scan_finds(exact: Snapshot) -> N
     assert [h.track.track_id for h in filtered.search("zzqx")] == [h.track.track_id for h in exact.search("zzqx")]
 
 
+def test_a_rows_words_count_once_per_query_word_at_their_best_match() -> None:
+    from rapidfuzz import fuzz
+
+    from recsys.name_index import NameIndex
+
+    titles = ["neon velvet", "neom neon", "neom", "velvet neom velvets", "silver", "neons velvet silver"]
+    artists = ["a", "b", "c", "d", "e", "f"]
+    index = NameIndex.build(titles, artists, NameIndexConfig(min_items=0, max_candidates=100))
+    cutoff = index.config.word_cutoff
+    for query in ["neon velvet", "neom", "velvets silver", "neon neon"]:
+        q_words = list(dict.fromkeys(query.split()))
+        # Per row: the sum over query words of the best ratio of one of its words (a row with "neom" and "neon"
+        # counts "neon" once, at 100).
+        want = [
+            sum(
+                max([r for w in f"{t} {a}".split() if (r := round(fuzz.ratio(q, w))) >= cutoff] or [0]) for q in q_words
+            )
+            for t, a in zip(titles, artists, strict=True)
+        ]
+        assert index.candidates(query, np.zeros(6)).tolist() == [i for i, h in enumerate(want) if h], query
+        assert index._hits(index_matches(index, q_words)).tolist() == want, query
+
+
+def index_matches(index: object, q_words: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What NameIndex.candidates hands _hits: per query word, the vocabulary words it matches and their ratios."""
+    from rapidfuzz import fuzz
+
+    vocab = index._vocab  # type: ignore[attr-defined]
+    out = []
+    for q in q_words:
+        ratios = np.array([round(fuzz.ratio(q, w)) for w in vocab])
+        matched = np.flatnonzero(ratios >= index.config.word_cutoff)  # type: ignore[attr-defined]
+        out.append((matched, ratios[matched]))
+    return out
+
+
+def test_too_many_candidates_keep_the_most_matching_rows_then_the_most_popular() -> None:
+    from recsys.name_index import _best_rows
+
+    cand = np.array([10, 11, 12, 13, 14, 15])
+    hits = np.array([300, 300, 200, 200, 200, 100], dtype=np.uint16)
+    popularity = np.zeros(16, dtype=np.float32)
+    popularity[[12, 13, 14]] = [5.0, np.nan, 70.0]
+    assert _best_rows(cand, hits, popularity, 3).tolist() == [10, 11, 14]
+    assert _best_rows(cand, hits, popularity, 4).tolist() == [10, 11, 12, 14]
+    assert _best_rows(cand, hits, popularity, 2).tolist() == [10, 11]
+    assert _best_rows(cand, hits, popularity, 6).tolist() == cand.tolist()
+
+
 def test_a_query_word_that_lost_its_space_is_read_as_the_two_index_words(exact: Snapshot) -> None:
     from recsys.name_index import NameIndex
 
