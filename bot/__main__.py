@@ -11,6 +11,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     from bot.service import MusicService
 
+    # The modules just imported (torch's, numpy's, telegram's ~350k objects) live as long as the process: leave them
+    # out of every later garbage collection, each full one of which walked them all (~170 ms: a pause for every chat
+    # the event loop serves; bench/bench_scale_serving.py). Before any model loads, so a model swapped out is freed.
+    gc.freeze()
     token = settings.bot_token.get_secret_value() if settings.bot_token else None
     if token is None or args.terminal:
         from bot.terminal import chat

@@ -36,7 +36,7 @@ class NameIndex:
         self, vocab: list[str], rows: np.ndarray, ptr: np.ndarray, size: int, config: NameIndexConfig | None = None
     ) -> None:
         self.config = config or NameIndexConfig()
-        self._vocab = vocab  # [V] words
+        self._vocab = tuple(vocab)  # [V] words (a tuple: untracked by the garbage collector, unlike a list)
         self._rows = rows  # postings, grouped by word
         self._ptr = ptr  # [V + 1] word w's postings are rows[ptr[w]:ptr[w + 1]]
         self._size = size

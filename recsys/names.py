@@ -157,18 +157,20 @@ class NameSearch:
         saved: dict[str, np.ndarray] | None = None,
         config: NameIndexConfig | None = None,
     ) -> None:
-        self.titles = fold_many(titles)
-        self.artists = fold_many(artists)
-        self.combined = [f"{t} {a}" for t, a in zip(self.titles, self.artists, strict=True)]
+        # Names are held in tuples of strings, which the garbage collector stops tracking after its first pass:
+        # lists of a name per track made every full collection walk them all (~260 ms at 2.26M tracks).
+        folded_titles, folded_artists = fold_many(titles), fold_many(artists)
+        combined = [f"{t} {a}" for t, a in zip(folded_titles, folded_artists, strict=True)]
         # Titles without their version suffix: "ironic" names "Ironic - 2015 Remaster" and "mona lisa" names "Mona Lisa
         # (feat. Kendrick Lamar)" as well as a plain title (the full names score ~45 and drop out of stage one).
         # Rows without a suffix share the full name's string, so this costs a list, not a second copy of the names.
         self.suffixed = np.array([_has_suffix(t) for t in titles], dtype=bool)  # [n]
-        self.bases = list(self.titles)
-        self.bases_combined = list(self.combined)
+        bases, bases_combined = list(folded_titles), list(combined)
         for i in np.flatnonzero(self.suffixed).tolist():
-            self.bases[i] = fold(base_title(titles[i]))
-            self.bases_combined[i] = f"{self.bases[i]} {self.artists[i]}"
+            bases[i] = fold(base_title(titles[i]))
+            bases_combined[i] = f"{bases[i]} {folded_artists[i]}"
+        self.titles, self.artists, self.combined = tuple(folded_titles), tuple(folded_artists), tuple(combined)
+        self.bases, self.bases_combined = tuple(bases), tuple(bases_combined)
         self.popularity = popularity
         self.songs = songs
         config = config or NameIndexConfig()
@@ -197,7 +199,7 @@ class NameSearch:
     def _rough(self, query: str, rows: np.ndarray | None) -> np.ndarray:
         """Stage one: the rows (all when None) whose title (without a version suffix), "title artist" or artist is
         closest by plain ratio."""
-        fields: tuple[list[str], ...]
+        fields: tuple[Sequence[str], ...]
         every = (self.bases, self.combined, self.bases_combined, self.artists)  # a suffixed title is in `combined`
         if rows is None:
             fields = every
@@ -226,7 +228,7 @@ class NameSearch:
             best[suffixed] = np.maximum(best[suffixed], base)
         return best
 
-    def _forms(self, query: str, idx: list[int], titles: list[str], combined: list[str]) -> np.ndarray:
+    def _forms(self, query: str, idx: list[int], titles: Sequence[str], combined: Sequence[str]) -> np.ndarray:
         """The best of title, "title artist" and "artist title" for rows idx. [len(idx)]"""
         return np.max(
             [

@@ -137,3 +137,36 @@ async def test_a_rejected_token_exits_with_code_2_in_one_line(telegram: FakeTele
     assert wrong not in bot.output and wrong.split(":")[1] not in bot.output
     problems = [line for line in bot.lines if "token" in line.lower()]
     assert len(problems) == 1 and "rejected" in problems[0], bot.output
+
+
+def test_what_start_up_imports_is_frozen_out_of_garbage_collection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import asyncio
+    import gc
+    from collections.abc import Coroutine
+    from typing import Any
+
+    from bot import __main__ as entry
+
+    # torch, numpy and telegram leave ~350k objects that live as long as the process; every full collection walked
+    # them all (~170 ms here), a pause for every chat the event loop serves.
+    def no_chat(coro: Coroutine[Any, Any, Any]) -> int:
+        coro.close()
+        return 0
+
+    monkeypatch.delenv("MUSICREC_BOT_TOKEN", raising=False)
+    monkeypatch.setenv("MUSICREC_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setattr(asyncio, "run", no_chat)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    gc.unfreeze()
+    try:
+        assert entry.main(["--terminal"]) == 0
+        assert gc.get_freeze_count() > 100_000
+    finally:
+        gc.unfreeze()
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)

@@ -179,6 +179,22 @@ def test_prefiltered_search_finds_what_the_full_scan_finds(exact: Snapshot) -> N
     assert [h.track.track_id for h in filtered.search("zzqx")] == [h.track.track_id for h in exact.search("zzqx")]
 
 
+def test_a_catalogue_leaves_the_garbage_collector_nothing_large_to_walk() -> None:
+    import gc
+
+    # Every full collection walks every tracked container: lists of a name per track made each one take ~260 ms
+    # at 2.26M tracks, a pause any query (and the bot's event loop) could hit.
+    arrays = planted_arrays()
+    gc.collect()
+    before = {id(o) for o in gc.get_objects()}
+    snap = _snapshot(NO_ANN, arrays, name_index_config=NameIndexConfig(min_items=0))
+    assert snap.names.index is not None and snap.search("velvet silver")
+    gc.collect()
+    new = [o for o in gc.get_objects() if id(o) not in before and o is not before]
+    large = [o for o in new if isinstance(o, list | tuple | dict | set)]
+    assert [(type(o).__name__, len(o)) for o in large if len(o) >= 1000] == []
+
+
 def test_a_rows_words_count_once_per_query_word_at_their_best_match() -> None:
     from rapidfuzz import fuzz
 
