@@ -139,34 +139,42 @@ def fast_bf16(device: torch.device) -> bool:
     return any(probe() for probe in probes if probe is not None)
 
 
+# exp(x) = 2 ** (x log2 e): the products are taken in log2 units, since torch's exp2 is ~2.5x faster than its exp on
+# this machine's CPU (0.33 vs 0.86 ms per million floats) and the block's exponentials are a large part of the loss.
+LOG2E = 1.4426950408889634
+
+
 class _SharedLogSumExp(torch.autograd.Function):
     """logsumexp over the rows of p @ s.T [n, m] with the marked entries left out, a tile of rows at a time.
 
-    The block is the loss's largest tensor. Nothing of it is kept: the backward pass recomputes each tile (one more
-    product, far cheaper than storing the block and reading it back). Each row is shifted by a bound on its entries
-    (|p_i| max_j |s_j|, Cauchy-Schwarz), so no pass looks for the row's maximum and exp never overflows. The products
-    run in `dtype` (bfloat16 where the hardware has it: 8 bits of mantissa on cosine logits of at most
-    1/temperature); sums and the softmax stay float32."""
+    The block is the loss's largest tensor. Each row is shifted by a bound on its entries (|p_i| max_j |s_j|,
+    Cauchy-Schwarz), so no pass looks for the row's maximum and exp never overflows. The products run in `dtype`
+    (bfloat16 where the hardware has it: 8 bits of mantissa on cosine logits of at most 1/temperature); sums stay
+    float32. The forward pass keeps the block's exponentials in `dtype` (at 16,384 x 1,024: 32 MB in bfloat16) for
+    the backward pass, which then needs no product and no exponential of its own to form the softmax."""
 
     @staticmethod
     def forward(ctx: Any, p: Tensor, s: Tensor, hit_rows: Tensor, hit_cols: Tensor, dtype: torch.dtype) -> Tensor:
         bound = p.norm(dim=1) * s.norm(dim=1).max()  # [n]
         lse = torch.empty(p.shape[0], dtype=p.dtype, device=p.device)
-        low_p, low_s_t = p.to(dtype), s.to(dtype).T.contiguous()
-        for lo, tile in _tiles(low_p, low_s_t, bound, hit_rows, hit_cols):
-            lse[lo : lo + len(tile)] = tile.exp_().sum(dim=1).log_()
-        ctx.save_for_backward(p, s, bound, lse, hit_rows, hit_cols)
-        ctx.dtype = dtype
+        exps = torch.empty(p.shape[0], s.shape[0], dtype=dtype, device=p.device)  # [n, m] exp(block - bound)
+        low_p, low_s_t = (p * LOG2E).to(dtype), s.to(dtype).T.contiguous()
+        for lo, tile in _tiles(low_p, low_s_t, bound * LOG2E, hit_rows, hit_cols):
+            tile.exp2_()
+            lse[lo : lo + len(tile)] = tile.sum(dim=1).log_()
+            exps[lo : lo + len(tile)] = tile
+        ctx.save_for_backward(p, s, lse, exps)
         return lse + bound
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
-        p, s, bound, lse, hit_rows, hit_cols = ctx.saved_tensors
-        low_p, low_s = p.to(ctx.dtype), s.to(ctx.dtype)
+        p, s, lse, exps = ctx.saved_tensors
+        low_p, low_s = p.to(exps.dtype), s.to(exps.dtype)
         p_grad, s_grad = torch.empty_like(p), torch.zeros_like(s)
-        for lo, tile in _tiles(low_p, low_s.T.contiguous(), bound + lse, hit_rows, hit_cols):
-            rows = slice(lo, lo + len(tile))
-            weighted = tile.exp_().mul_(grad[rows].unsqueeze(1)).to(ctx.dtype)  # softmax * grad: d lse / d block
+        scale = (grad * torch.exp(-lse)).unsqueeze(1)  # [n, 1]: softmax = exps / exp(lse), times the gradient
+        for lo in range(0, p.shape[0], SHARED_TILE_ROWS):
+            rows = slice(lo, lo + SHARED_TILE_ROWS)
+            weighted = (exps[rows].float() * scale[rows]).to(exps.dtype)  # d lse / d block, a tile of rows
             p_grad[rows] = weighted @ low_s
             s_grad += weighted.T @ low_p[rows]
         return p_grad, s_grad, None, None, None

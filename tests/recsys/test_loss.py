@@ -1,4 +1,5 @@
-"""The shared-negative block of the softmax loss: tiled, recomputed in the backward pass, optionally in bfloat16."""
+"""The shared-negative block of the softmax loss: tiled, its exponentials kept for the backward pass, optionally in
+bfloat16."""
 
 from __future__ import annotations
 
