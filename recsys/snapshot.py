@@ -19,6 +19,7 @@ from recsys import ann, explain, ranking, ratings
 from recsys import text as text_queries
 from recsys.errors import (
     InvalidQueryError,
+    RecsysError,
     SnapshotError,
     UnknownListenerError,
     UnknownPlaylistError,
@@ -129,6 +130,7 @@ class Snapshot:
         )
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
+        self._left_out = ann.cached_left_out(self.ann, self.artist_rows) if self.ann is not None else None
         # The same over playlists (the Million Playlist Dataset has a million): similar songs' nearest playlists.
         self.playlist_ann = ann.index_for(self.playlist_z, arrays.get(ann.PLAYLIST_INDEX_KEY), ann_config)
         self.text_index = text_queries.TextIndex.from_arrays(arrays)  # words -> vectors; None in older snapshots
@@ -220,6 +222,12 @@ class Snapshot:
             [self._artist_rows[self._artist_ptr[g] : self._artist_ptr[g + 1]] for g in groups.tolist()]
             or [np.zeros(0, dtype=np.int64)]
         )
+
+    def left_out(self, groups: np.ndarray) -> ann.LeftOut:
+        """These artist groups' rows in the form the track index leaves them out of a search (snapshots with one)."""
+        if self._left_out is None:
+            raise RecsysError("this snapshot has no approximate index")
+        return self._left_out(tuple(groups.tolist()))
 
     def versions_of(self, idx: int) -> np.ndarray:
         """Track rows of the same song as row idx (itself included), sorted."""

@@ -118,6 +118,18 @@ def test_the_index_holds_a_byte_per_dimension_and_proposes_what_the_float_index_
     assert np.mean(overlap) >= 0.9
 
 
+def test_a_query_scanned_by_all_threads_gets_what_one_thread_gets() -> None:
+    pytest.importorskip("faiss")
+    z = planted_arrays()["track_z"]
+    together = AnnIndex.build(z, SMALL_ANN)
+    alone = AnnIndex.from_array(together.to_array(), AnnConfig(min_items=0, nlist=32, nprobe=8, parallel_lists=False))
+    assert together._index.parallel_mode == 1 and alone._index.parallel_mode == 0
+    skip = together.left_out(np.arange(0, 4000, 3))
+    for i in range(0, 4000, 40):
+        assert together.search(z[i], 50, 2.0).tolist() == alone.search(z[i], 50, 2.0).tolist()
+        assert together.search(z[i], 20, 1.0, skip).tolist() == alone.search(z[i], 20, 1.0, skip).tolist()
+
+
 def test_skipped_rows_are_never_proposed_and_their_share_of_the_scanned_lists_is_counted() -> None:
     pytest.importorskip("faiss")
     arrays = planted_arrays()
@@ -125,13 +137,13 @@ def test_skipped_rows_are_never_proposed_and_their_share_of_the_scanned_lists_is
     index = AnnIndex.build(z, SMALL_ANN)
     query = z[0]
     mates = np.flatnonzero(cluster == cluster[0])  # the query's cluster: its nearest tracks
-    got = index.search(query, 50, skip=mates)
+    got = index.search(query, 50, skip=index.left_out(mates))
     assert len(got) == 50 and not np.isin(got, mates).any()
     assert set(index.search(query, 50).tolist()) & set(mates.tolist())  # without the skip they come first
-    assert index.skipped_share(query, 1, np.zeros(0, dtype=np.int64)) == 0.0
-    assert index.skipped_share(query, 1, np.arange(4000)) == 1.0
+    assert index.skipped_share(query, 1, index.left_out(np.zeros(0, dtype=np.int64))) == 0.0
+    assert index.skipped_share(query, 1, index.left_out(np.arange(4000))) == 1.0
     # Every list scanned at full breadth: the share is the skipped rows' share of the catalogue.
-    assert index.skipped_share(query, 4, mates) == pytest.approx(len(mates) / 4000)
+    assert index.skipped_share(query, 4, index.left_out(mates)) == pytest.approx(len(mates) / 4000)
 
 
 def test_index_is_saved_with_the_snapshot_and_reused(

@@ -46,6 +46,43 @@ def test_top_k_caps_songs_per_artist_and_fills_up_with_others() -> None:
     assert top_k(scores, 3, np.array([0]), np.arange(6), artists, max_per_artist=1) == [1, 3, 5]
 
 
+def _walked(
+    scores: np.ndarray, k: int, exclude: np.ndarray, songs: np.ndarray, artists: np.ndarray, cap: int
+) -> list[int]:
+    """The rule as a plain walk down the scores, one row at a time (the reference for the array version). Songs and
+    artists are drawn independently here, so one song's versions can be of several artists."""
+    seen, per_artist, out = set(songs[exclude].tolist()), dict[int, int](), []
+    for i in np.argsort(-scores, kind="stable").tolist():
+        if len(out) == k or not np.isfinite(scores[i]):
+            break
+        if songs[i] in seen:
+            continue
+        seen.add(songs[i])  # a song's best version, listed or not, is the one its artist's share counts
+        if cap > 0 and per_artist.get(int(artists[i]), 0) >= cap:
+            continue
+        per_artist[int(artists[i])] = per_artist.get(int(artists[i]), 0) + 1
+        out.append(i)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_and_best_of_list_what_a_walk_down_the_scores_lists(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    scores = rng.normal(size=n)
+    scores[rng.random(n) < 0.05] = np.nan
+    songs = rng.integers(0, max(1, n // 2), n)  # many songs in several versions
+    artists = rng.integers(0, int(rng.integers(1, 12)), n)  # few artists, each far past any cap
+    exclude = np.unique(rng.integers(0, n, int(rng.integers(0, 5))))
+    k, cap = int(rng.integers(1, 30)), int(rng.integers(0, 4))
+    expected = _walked(np.nan_to_num(scores, nan=-np.inf), k, exclude, songs, artists, cap)
+    assert top_k(scores, k, exclude, songs, artists, cap) == expected
+    cand = np.flatnonzero(np.isfinite(scores) & ~np.isin(np.arange(n), exclude))  # candidates: the finite rows
+    rows, values = ranking.best_of(cand, scores[cand], k, exclude, songs, artists, cap)
+    assert rows == expected
+    assert np.allclose(values, scores[expected])
+
+
 def test_the_popularity_preference_leans_to_hits_or_deep_cuts() -> None:
     scores = np.array([0.50, 0.49, 0.48], dtype=np.float32)
     popularity = np.array([10.0, 90.0, np.nan])  # unknown counts as 50
