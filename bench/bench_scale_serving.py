@@ -113,12 +113,12 @@ def serve_in_fresh_process(snap: Snapshot, ids: list[str], texts: list[str]) -> 
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def bench_size(num_tracks: int, queries: int, search_queries: int) -> dict[str, str]:
+def bench_size(num_tracks: int, queries: int, search_queries: int, parallel_lists: bool = False) -> dict[str, str]:
     rng = np.random.default_rng(1)
     arrays = synthetic_arrays(num_tracks)
     n = len(arrays["track_ids"])
     info = _info(n, len(arrays["playlist_ids"]))
-    always = AnnConfig(min_items=0)
+    always = AnnConfig(min_items=0, parallel_lists=parallel_lists)
     t = time.perf_counter()
     exact = Snapshot(
         dict(arrays), info, ann_config=AnnConfig(min_items=NEVER), name_index_config=NameIndexConfig(NEVER)
@@ -192,12 +192,14 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--search-queries", type=int, default=500)
     parser.add_argument("--out", help="write the markdown table to this file")
+    parser.add_argument("--parallel-lists", action="store_true", help="AnnConfig.parallel_lists on (default off)")
     args = parser.parse_args()
-    rows = [bench_size(n, args.queries, args.search_queries) for n in args.sizes]
+    rows = [bench_size(n, args.queries, args.search_queries, args.parallel_lists) for n in args.sizes]
     head = list(rows[0])
     lines = [
         f"Serving at scale on {platform.processor() or platform.machine()}, {platform.python_version()}, "
-        f"faiss IVF, {AnnConfig().storage} storage (4*sqrt(n) lists, nprobe {AnnConfig().nprobe}), k=10, "
+        f"faiss IVF, {AnnConfig().storage} storage (4*sqrt(n) lists, nprobe {AnnConfig().nprobe}"
+        f"{', lists scanned by all threads' if args.parallel_lists else ''}), k=10, "
         f"{args.queries} similar / "
         f"{args.search_queries} search queries (typo'd titles, title+artist, artists).",
         "",

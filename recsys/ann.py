@@ -43,10 +43,13 @@ class AnnConfig:
     # quarter of the bytes (a query is bound by reading its lists from memory) and holds a quarter of the memory.
     storage: Literal["sq8", "flat"] = "sq8"
     # Whether one query's lists are scanned by all of faiss's OpenMP threads together (faiss parallel_mode 1) rather
-    # than by one thread (mode 0 splits a batch of queries between threads, and the served path asks one at a time).
-    # 2.26M synthetic tracks on 2 cores, bench/bench_scale_serving.py's 1,000 similar-songs queries (ad hoc, the same
-    # process alternating): p99 2.78 -> 2.11 ms, p50 1.04 -> 0.75 ms. Same candidates either way.
-    parallel_lists: bool = True
+    # than by one thread (mode 0 splits a batch of queries between threads; the served path asks one at a time).
+    # Off: on 2 cores it lowers the median but raises the tail, since a query then waits for both cores (other
+    # threads, numpy's BLAS pool among them, hold one at times). Similar-songs p50 / p99 ms of 1,000 queries,
+    # bench/bench_scale_serving.py's bench_size run twice each way, alternating (`--parallel-lists` turns it on):
+    # 100k tracks 0.74 / 2.32 and 0.71 / 4.58 together, 0.81 / 1.83 and 0.80 / 1.89 alone; 1M 0.98 / 5.40 and
+    # 0.87 / 4.21 together, 1.04 / 2.71 and 1.00 / 2.20 alone. Same candidates either way.
+    parallel_lists: bool = False
     # Vectors per list used to train the k-means quantiser (faiss warns below 39); 64 keeps the build ~5 s at 1M.
     train_per_list: int = 64
     seed: int = 0  # sample of training vectors; same snapshot -> same index

@@ -121,8 +121,8 @@ def test_the_index_holds_a_byte_per_dimension_and_proposes_what_the_float_index_
 def test_a_query_scanned_by_all_threads_gets_what_one_thread_gets() -> None:
     pytest.importorskip("faiss")
     z = planted_arrays()["track_z"]
-    together = AnnIndex.build(z, SMALL_ANN)
-    alone = AnnIndex.from_array(together.to_array(), AnnConfig(min_items=0, nlist=32, nprobe=8, parallel_lists=False))
+    together = AnnIndex.build(z, AnnConfig(min_items=0, nlist=32, nprobe=8, parallel_lists=True))
+    alone = AnnIndex.from_array(together.to_array(), SMALL_ANN)
     assert together._index.parallel_mode == 1 and alone._index.parallel_mode == 0
     skip = together.left_out(np.arange(0, 4000, 3))
     for i in range(0, 4000, 40):
