@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,13 +33,14 @@ from typing import Any
 
 import numpy as np
 from bench_core import percentiles, typo  # bench/ is on sys.path when this file runs as a script
+from rss import peak_rss_gb
 
 MPD_PAIRS = 66_000_000  # the Million Playlist Dataset's playlist-track pairs
 STAGES = ("ingest", "train", "serve")
 
 
 def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB; GB = 10^9 bytes
+    return peak_rss_gb()  # this stage's process alone, not the orchestrator that started it
 
 
 def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:

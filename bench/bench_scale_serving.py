@@ -77,7 +77,9 @@ def _pct(samples: list[float]) -> str:
 # A full garbage collection holds the GIL (the bot's event loop waits): timed after the imports alone, then, with
 # those frozen as the bot freezes them (bot/__main__.py), after the load and the queries.
 _SERVE = """
-import gc, json, resource, sys, time
+import gc, json, sys, time
+sys.path.insert(0, sys.argv[2])
+from rss import peak_rss_gb
 import recsys
 t = time.perf_counter()
 gc.collect()
@@ -94,7 +96,7 @@ for text in queries["texts"]:
 t = time.perf_counter()
 gc.collect()
 served_gc_s = time.perf_counter() - t
-rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+rss_gb = peak_rss_gb()  # this process alone: ru_maxrss would carry the bench's own peak over
 print(json.dumps({"load_s": load_s, "rss_gb": rss_gb, "imports_gc_s": imports_gc_s, "served_gc_s": served_gc_s}))
 """
 
@@ -104,7 +106,7 @@ def serve_in_fresh_process(snap: Snapshot, ids: list[str], texts: list[str]) -> 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         snap.save(Path(tmp) / "model")
         proc = subprocess.run(
-            [sys.executable, "-c", _SERVE, str(Path(tmp) / "model")],
+            [sys.executable, "-c", _SERVE, str(Path(tmp) / "model"), str(Path(__file__).resolve().parent)],
             input=json.dumps({"ids": ids, "texts": texts}),
             capture_output=True,
             text=True,

@@ -16,7 +16,8 @@ tracks among them the positives; L2 penalty). Lists are ranked and scored by the
 - membership: how many training playlists holding a seed's artist hold the candidate itself (only tracks in some
   training playlist score here).
 Prints new-playlist Recall@20 (mean over seeds and per seed) for the served score, artist_album, and each group set,
-and the fitted weights (per standard deviation of the feature).
+the fitted weights (per standard deviation of the feature), and how many of the targets, and of the served top 20,
+are in some training playlist.
 """
 
 from __future__ import annotations
@@ -158,6 +159,21 @@ def recall(scorer: object, split: Split) -> float:
     return float(np.nanmean(evaluate_new_playlists(scorer, split)["new/recall@20"]))  # type: ignore[arg-type]
 
 
+def warm_share(snap: recsys.Snapshot, split: Split, served: bool) -> float:
+    """Mean over held-out playlists of the share of their targets (or of the served top 20) that are in at least one
+    training playlist."""
+    warm = np.bincount(snap.edges[1], minlength=len(snap.track_ids)) > 0
+    pos = {str(t): i for i, t in enumerate(snap.track_ids.tolist())}
+    shares = []
+    for seed_ids, targets in split.new_playlists.values():
+        if served:
+            rows = np.array([pos[t.track_id] for t in snap.recommend_for_tracks(seed_ids, 20)], dtype=np.int64)
+        else:
+            rows = np.array([pos[t] for t in targets], dtype=np.int64)
+        shares.append(float(warm[rows].mean()))
+    return float(np.mean(shares))
+
+
 def _line(name: str, values: list[float]) -> str:
     return f"{name:<36} {np.mean(values):.4f}  ({' '.join(f'{v:.4f}' for v in values)})"
 
@@ -167,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         found = [playlists_of(snap, split) for snap, split in trained]
         print(_line("served (default)", [recall(snap, split) for snap, split in trained]))
         print(_line("artist_album", [recall(ArtistAlbumScorer(split.catalog), split) for _, split in trained]))
+        print(_line("share in a training playlist: targets", [warm_share(s, sp, False) for s, sp in trained]))
+        print(_line("share in a training playlist: served top 20", [warm_share(s, sp, True) for s, sp in trained]))
         for groups in SETS:
             names = [n for g in groups for n in GROUPS[g]]
             values, weights = [], []

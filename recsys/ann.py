@@ -44,11 +44,12 @@ class AnnConfig:
     storage: Literal["sq8", "flat"] = "sq8"
     # Whether one query's lists are scanned by all of faiss's OpenMP threads together (faiss parallel_mode 1) rather
     # than by one thread (mode 0 splits a batch of queries between threads; the served path asks one at a time).
-    # Off: on 2 cores it lowers the median but raises the tail, since a query then waits for both cores (other
-    # threads, numpy's BLAS pool among them, hold one at times). Similar-songs p50 / p99 ms of 1,000 queries,
-    # bench/bench_scale_serving.py's bench_size run twice each way, alternating (`--parallel-lists` turns it on):
-    # 100k tracks 0.74 / 2.32 and 0.71 / 4.58 together, 0.81 / 1.83 and 0.80 / 1.89 alone; 1M 0.98 / 5.40 and
-    # 0.87 / 4.21 together, 1.04 / 2.71 and 1.00 / 2.20 alone. Same candidates either way.
+    # Off: on 2 cores it lowers the median but raises the tail, since a query then waits for both cores (any other
+    # busy thread holds one at times; the bot sets OMP_NUM_THREADS=1, so there faiss has one thread anyway).
+    # Similar-songs p50 / p99 ms of 1,000 queries, bench/bench_scale_serving.py's bench_size run twice each way,
+    # alternating (`--parallel-lists` turns it on): 100k tracks 0.74 / 2.32 and 0.71 / 4.58 together, 0.81 / 1.83
+    # and 0.80 / 1.89 alone; 1M 0.98 / 5.40 and 0.87 / 4.21 together, 1.04 / 2.71 and 1.00 / 2.20 alone. Same
+    # candidates either way.
     parallel_lists: bool = False
     # Vectors per list used to train the k-means quantiser (faiss warns below 39); 64 keeps the build ~5 s at 1M.
     train_per_list: int = 64

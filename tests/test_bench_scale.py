@@ -17,6 +17,26 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_scale import METRICS, MPD_PAIRS, growth, report  # noqa: E402
 
 
+def _child_peak_gb(allocate_mb: int, reader: str) -> float:
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import numpy as np; "
+        f"held = np.ones({allocate_mb} * 2**20 // 8); {reader}"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def test_a_process_started_by_a_large_one_reports_its_own_peak_memory() -> None:
+    held = np.ones(1024 * 2**20 // 8)  # 1 GiB resident in this process, the parent
+    assert held.sum() > 0
+    own = "from rss import peak_rss_gb; print(peak_rss_gb())"
+    assert _child_peak_gb(0, own) < 0.3  # numpy and the interpreter, not the parent's gigabyte
+    assert 0.3 < _child_peak_gb(400, own) < 0.7  # its own 400 MiB
+    # What the benches read before: the parent's peak carried over.
+    carried = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9)"
+    assert _child_peak_gb(0, carried) > 1.0
+
+
 def test_growth_exponent_of_a_planted_power_law() -> None:
     sizes = [100_000, 1_000_000, 10_000_000]
     overall, last = growth(sizes, [3.0 * (s / 1e5) ** 1.25 for s in sizes])
