@@ -1,8 +1,7 @@
 """Ranking: from scores to the top k a person is shown, the one rule the snapshot serves and the evaluation scores.
 
-The rule: the k best scores, never an excluded track, at most one version of each song (its best-scored one; never
-a version of an excluded song either), and the snapshot's list knobs (ListConfig: songs per artist, a popularity
-preference; a song whose best version is by an artist listed enough is left out, not replaced by another version).
+The rule: the k best scores, never an excluded track, at most one version of each song (never a version of an
+excluded song either), and the snapshot's list knobs (ListConfig: songs per artist, a popularity preference).
 Large catalogues take candidates from the approximate index and rescore them exactly. Similar songs
 (similar_scores: the cosine plus the members of the training playlists the song would be put in), a new playlist's
 seeds (new_playlist_scores: recommend_for_tracks, /mix) and a listener's ratings (for_ratings: the bot's /forme, the
@@ -94,37 +93,53 @@ def top_k(
         return []
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
     scores[exclude] = -np.inf
-    excluded_songs = songs[exclude]
+    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
     want = min(len(scores), 4 * k + len(exclude) + 8)
     while True:
         cand = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
         cand = cand[np.argsort(-scores[cand], kind="stable")]
-        finite = cand[np.isfinite(scores[cand])]
-        kept = _allowed(finite, excluded_songs, songs, artists, max_per_artist)
-        if len(kept) >= k or len(finite) < len(cand) or want >= len(scores):
-            return finite[kept[:k]].tolist()
+        out = picker.fresh()
+        for i in cand.tolist():
+            if not np.isfinite(scores[i]):
+                return out
+            if picker.take(i) and len(out) == k:
+                return out
+        if want >= len(scores):
+            return out
         want = min(len(scores), want * 4)
 
 
-def _allowed(
-    rows: np.ndarray, excluded_songs: np.ndarray, songs: np.ndarray, artists: np.ndarray | None, max_per_artist: int
-) -> np.ndarray:
-    """Positions in rows (best first) the rule lists, in order: a row's song not excluded and not listed higher up,
-    and (with artists [T] and a cap > 0) its artist not listed max_per_artist times higher up. Whole arrays at a time:
-    similar songs walk past hundreds of one artist's tracks."""
-    song = songs[rows]
-    first = np.zeros(len(rows), dtype=bool)
-    first[np.unique(song, return_index=True)[1]] = True  # the best version of each song
-    kept = np.flatnonzero(first & ~np.isin(song, excluded_songs))
-    if artists is None or max_per_artist <= 0 or not len(kept):
-        return kept
-    artist = artists[rows[kept]]
-    order = np.argsort(artist, kind="stable")  # each artist's rows together, best first
-    sorted_artist = artist[order]
-    starts = np.flatnonzero(np.r_[True, sorted_artist[1:] != sorted_artist[:-1]])
-    rank = np.empty(len(kept), dtype=np.int64)
-    rank[order] = np.arange(len(kept)) - np.repeat(starts, np.diff(np.r_[starts, len(kept)]))
-    return kept[rank < max_per_artist]
+class _Picker:
+    """The rule's memory while walking candidates best first: songs already listed (or excluded), and how many
+    songs of each artist are listed."""
+
+    def __init__(
+        self, excluded_songs: np.ndarray, songs: np.ndarray, artists: np.ndarray | None, max_per_artist: int
+    ) -> None:
+        self._excluded = set(excluded_songs.tolist())
+        self._songs, self._artists, self._cap = songs, artists, max_per_artist
+        self.fresh()
+
+    def fresh(self) -> list[int]:
+        """Start a new walk; returns the list the walk fills."""
+        self._seen = set(self._excluded)
+        self._per_artist: dict[int, int] = {}
+        self._out: list[int] = []
+        return self._out
+
+    def take(self, i: int) -> bool:
+        """Append row i if the rule allows it; whether it did."""
+        song = int(self._songs[i])
+        if song in self._seen:
+            return False
+        if self._artists is not None:
+            artist = int(self._artists[i])
+            if self._per_artist.get(artist, 0) >= self._cap:
+                return False
+            self._per_artist[artist] = self._per_artist.get(artist, 0) + 1
+        self._seen.add(song)
+        self._out.append(i)
+        return True
 
 
 def best_of(
@@ -137,9 +152,18 @@ def best_of(
     max_per_artist: int = 0,
 ) -> Picks:
     """top_k over candidate rows only: (up to k rows, their scores), best first."""
-    order = np.argsort(-scores, kind="stable")
-    kept = order[_allowed(cand[order], songs[exclude], songs, artists, max_per_artist)][:k]
-    return cand[kept].astype(np.int64).tolist(), np.asarray(scores[kept], dtype=np.float32)
+    excluded = set(exclude.tolist())
+    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
+    out = picker.fresh()
+    out_scores: list[float] = []
+    for j in np.argsort(-scores, kind="stable").tolist():
+        i = int(cand[j])
+        if i in excluded or not picker.take(i):
+            continue
+        out_scores.append(float(scores[j]))
+        if len(out) == k:
+            break
+    return out, np.array(out_scores, dtype=np.float32)
 
 
 def seed_scores(track_z: np.ndarray, seeds: np.ndarray, temperature: float = SEED_TEMPERATURE) -> np.ndarray:

@@ -49,17 +49,16 @@ def test_top_k_caps_songs_per_artist_and_fills_up_with_others() -> None:
 def _walked(
     scores: np.ndarray, k: int, exclude: np.ndarray, songs: np.ndarray, artists: np.ndarray, cap: int
 ) -> list[int]:
-    """The rule as a plain walk down the scores, one row at a time (the reference for the array version). Songs and
-    artists are drawn independently here, so one song's versions can be of several artists."""
+    """The rule as a plain walk down the scores, one row at a time: the reference for top_k (which walks a growing
+    shortlist) and best_of (which walks candidate rows). Songs and artists are drawn independently here, so one
+    song's versions can be of several artists."""
     seen, per_artist, out = set(songs[exclude].tolist()), dict[int, int](), []
     for i in np.argsort(-scores, kind="stable").tolist():
         if len(out) == k or not np.isfinite(scores[i]):
             break
-        if songs[i] in seen:
+        if songs[i] in seen or (cap > 0 and per_artist.get(int(artists[i]), 0) >= cap):
             continue
-        seen.add(songs[i])  # a song's best version, listed or not, is the one its artist's share counts
-        if cap > 0 and per_artist.get(int(artists[i]), 0) >= cap:
-            continue
+        seen.add(songs[i])
         per_artist[int(artists[i])] = per_artist.get(int(artists[i]), 0) + 1
         out.append(i)
     return out
