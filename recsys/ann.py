@@ -74,10 +74,6 @@ class LeftOut:
     bits: np.ndarray  # [ceil(n / 8)] uint8, faiss.IDSelectorBitmap's layout
     per_list: np.ndarray  # [nlist] int64
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.bits.nbytes + self.per_list.nbytes)
-
 
 class AnnIndex:
     """An inner-product IVF index over L2-normalised vectors; search returns candidate row indices."""

@@ -118,6 +118,17 @@ def test_the_index_holds_a_byte_per_dimension_and_proposes_what_the_float_index_
     assert np.mean(overlap) >= 0.9
 
 
+def test_a_left_out_artist_set_marks_exactly_its_rows_and_is_built_once() -> None:
+    pytest.importorskip("faiss")
+    snap = _snapshot(SMALL_ANN)
+    groups = np.unique(snap.artist_groups[[5, 900]])
+    left = snap.left_out(groups)
+    marked = np.flatnonzero(np.unpackbits(left.bits, bitorder="little")[: len(snap.track_ids)])
+    assert marked.tolist() == np.flatnonzero(np.isin(snap.artist_groups, groups)).tolist()
+    assert left.per_list.sum() == len(marked)
+    assert snap.left_out(groups.copy()) is left  # the next query of these artists reuses it
+
+
 def test_a_query_scanned_by_all_threads_gets_what_one_thread_gets() -> None:
     pytest.importorskip("faiss")
     z = planted_arrays()["track_z"]
