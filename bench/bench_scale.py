@@ -33,14 +33,10 @@ from typing import Any
 
 import numpy as np
 from bench_core import percentiles, typo  # bench/ is on sys.path when this file runs as a script
-from rss import peak_rss_gb
+from rss import peak_rss_gb  # each stage's process alone, not the orchestrator that started it
 
 MPD_PAIRS = 66_000_000  # the Million Playlist Dataset's playlist-track pairs
 STAGES = ("ingest", "train", "serve")
-
-
-def _peak_rss_gb() -> float:
-    return peak_rss_gb()  # this stage's process alone, not the orchestrator that started it
 
 
 def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -50,7 +46,7 @@ def stage_ingest(data: Path, work: Path, args: argparse.Namespace) -> dict[str, 
     catalog = load_catalog(data)
     return {
         "ingest_s": time.perf_counter() - t,
-        "ingest_rss_gb": _peak_rss_gb(),
+        "ingest_rss_gb": peak_rss_gb(),
         "tracks": catalog.num_tracks,
         "playlists": catalog.num_playlists,
         "pairs": catalog.num_pairs,
@@ -67,7 +63,7 @@ def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     keep_freed_memory(catalog.num_pairs)  # as `musicrec train` does
     config = recsys.TrainConfig(epochs=args.epochs, eval_every=args.epochs, max_seconds=float("inf"), progress=False)
     result = fit(catalog, config)
-    train_rss = _peak_rss_gb()  # before the snapshot (name index, ANN index) is built
+    train_rss = peak_rss_gb()  # before the snapshot (name index, ANN index) is built
     out = work / "snapshot"
     shutil.rmtree(out, ignore_errors=True)
     build_snapshot(catalog, result, config).save(out)
@@ -76,7 +72,7 @@ def stage_train(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
         "epochs": result.metrics["epochs_run"],
         "loss_share": result.metrics["loss_share_of_epoch"],
         "train_rss_gb": train_rss,
-        "snapshot_rss_gb": _peak_rss_gb(),  # the whole stage: loading, training, building and saving the snapshot
+        "snapshot_rss_gb": peak_rss_gb(),  # the whole stage: loading, training, building and saving the snapshot
         "snapshot_mb": sum(f.stat().st_size for f in out.iterdir()) / 1e6,
         "val_recall@20": result.metrics["val_recall@20"],
     }
@@ -129,7 +125,7 @@ def stage_serve(data: Path, work: Path, args: argparse.Namespace) -> dict[str, A
     (sim50, sim99), (s50, s99) = percentiles(similar), percentiles(search)
     return {
         "load_s": load_s,
-        "serve_rss_gb": _peak_rss_gb(),
+        "serve_rss_gb": peak_rss_gb(),
         "similar_p50_ms": sim50,
         "similar_p99_ms": sim99,
         "search_p50_ms": s50,

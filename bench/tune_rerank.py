@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 import recsys
@@ -38,6 +37,7 @@ from recsys.evaluation.splits import Split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lists import trained_from_args
+from tune_seeds import album_groups, seed_share
 
 CANDIDATES = 200  # tracks the served score proposes per playlist; the re-ranker orders them
 L2 = 1e-2
@@ -55,8 +55,7 @@ class Features:
     def __init__(self, snap: recsys.Snapshot) -> None:
         self.snap = snap
         self.pos = {str(t): i for i, t in enumerate(snap.track_ids.tolist())}
-        key = pd.Series(snap.album_names.astype(str)).str.lower() + "\x1f" + pd.Series(snap.artist_groups.astype(str))
-        self.album = np.where(snap.album_names.astype(str) == "", -1, pd.factorize(key)[0])
+        self.album = album_groups(snap)
         playlists, tracks = snap.edges
         self.playlist_artist = np.unique(np.stack([playlists, snap.artist_groups[tracks]]), axis=1)  # [2, n]
         self.num_artists = int(snap.artist_groups.max()) + 1
@@ -75,8 +74,8 @@ class Features:
             "soft_0.05": ranking.seed_scores(z[np.r_[seeds, cand]], np.arange(len(seeds)), 0.05)[len(seeds) :],
             "cos_max": cos.max(0),
             "cos_mean": cos.mean(0),
-            "artist": _share(s.artist_groups, seeds, cand),
-            "album": _share(self.album, seeds, cand),
+            "artist": seed_share(s.artist_groups, seeds)[cand],
+            "album": seed_share(self.album, seeds)[cand],
         }
         years = self.years[seeds][~np.isnan(self.years[seeds])]
         gaps = np.abs(self.years[cand][None, :] - years[:, None])  # [S', C]
@@ -95,13 +94,6 @@ class Features:
         track_co = np.bincount(tracks[np.isin(playlists, shared)], minlength=len(z)).astype(np.float64)
         out["track_co"] = np.log1p(track_co[cand])
         return out
-
-
-def _share(groups: np.ndarray, seeds: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """Per candidate, the share of the seeds in its group (-1: no group)."""
-    known = groups[seeds][groups[seeds] >= 0]
-    counts = np.bincount(known, minlength=int(groups.max()) + 1)
-    return np.where(groups[cand] >= 0, counts[np.maximum(groups[cand], 0)], 0) / len(seeds)
 
 
 Playlist = tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]  # candidates, their features, which are targets

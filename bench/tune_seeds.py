@@ -40,16 +40,21 @@ class SeedVariant:
         self.snap, self.temperature, self.artist, self.album = snap, temperature, artist, album
         self.track_ids = snap.track_ids
         self._pos = {str(t): i for i, t in enumerate(snap.track_ids.tolist())}
-        key = pd.Series(snap.album_names.astype(str)).str.lower() + "\x1f" + pd.Series(snap.artist_groups.astype(str))
-        self._albums = np.where(snap.album_names.astype(str) == "", -1, pd.factorize(key)[0])
+        self._albums = album_groups(snap)
 
     def seed_scores(self, track_ids: Sequence[str]) -> np.ndarray:
         rows = np.array(sorted({self._pos[t] for t in track_ids}), dtype=np.int64)
         scores = ranking.new_playlist_scores(self.snap, rows, ranking.SeedConfig(self.temperature, self.artist))
-        return (scores + self.album * _share(self._albums, rows)).astype(np.float32)
+        return (scores + self.album * seed_share(self._albums, rows)).astype(np.float32)
 
 
-def _share(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def album_groups(snap: recsys.Snapshot) -> np.ndarray:
+    """Album index per track (album name and artist; -1: no album name). [T]"""
+    key = pd.Series(snap.album_names.astype(str)).str.lower() + "\x1f" + pd.Series(snap.artist_groups.astype(str))
+    return np.where(snap.album_names.astype(str) == "", -1, pd.factorize(key)[0])
+
+
+def seed_share(groups: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Per track, the share of the seed rows in its group (-1: no group). [T]"""
     known = groups[rows][groups[rows] >= 0]
     counts = np.bincount(known, minlength=int(groups.max()) + 1)
