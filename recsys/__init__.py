@@ -5,11 +5,6 @@ snap = recsys.train("spotify_songs.csv")
 snap.similar_tracks(track_id, k=10)
 """
 
-# ruff: noqa: E402  (torch's huge-page switch is set before the imports below make torch's first tensor)
-from recsys.memory import ask_torch_for_huge_pages
-
-ask_torch_for_huge_pages()
-
 from recsys.api import train, train_catalog
 from recsys.config import DataConfig, DeviceName, LossConfig, ModelConfig, TrainConfig
 from recsys.data import Catalog, load_catalog

@@ -1,26 +1,10 @@
-"""Process-wide memory settings for the processes that load and train on large catalogues: glibc's heap, and
-transparent huge pages for torch's tensors."""
+"""Process-wide glibc memory settings for the processes that load and train on large catalogues."""
 
 from __future__ import annotations
 
 import ctypes
-import os
-import sys
-from pathlib import Path
 
-__all__ = [
-    "HUGE_PAGES_ENV",
-    "KEEP_FREED_MAX_PAIRS",
-    "ask_torch_for_huge_pages",
-    "keep_freed_memory",
-    "release_freed_memory",
-]
-
-# torch's own switch: its CPU tensors of 2 MB and more are madvise'd for transparent huge pages. torch reads it once,
-# when recsys's imports make their first tensor, so recsys/__init__ sets it before importing anything of torch.
-HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
-_THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-_PR_SET_THP_DISABLE = 41  # linux/prctl.h
+__all__ = ["KEEP_FREED_MAX_PAIRS", "keep_freed_memory", "release_freed_memory"]
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -35,27 +19,10 @@ def _libc() -> ctypes.CDLL | None:
 # backward pass, where freed memory given back kept the training within it (docs/scale_mpd.md); at 10M it only saves
 # page faults.
 KEEP_FREED_MAX_PAIRS = 20_000_000
-
-
-def ask_torch_for_huge_pages() -> bool:
-    """Set torch's huge-page switch (HUGE_PAGES_ENV) unless the environment already sets it (0 keeps it off), where
-    the kernel offers transparent huge pages. Called by recsys/__init__ before torch is imported; later it changes
-    nothing in this process. Returns whether the switch is on.
-
-    Above KEEP_FREED_MAX_PAIRS, where keep_freed_memory() leaves glibc's defaults, every large tensor a training step
-    makes is mapped afresh and faulted in page by page: one 66M-pair epoch took 109M page faults and 366 s of system
-    time. With huge pages 6.3M and 220 s, and the epoch 370 s instead of 432 s at the same peak RSS (18.95 GB),
-    ad hoc, one epoch each way on bench_scale.py's catalogue. Below it keep_freed_memory() turns them off again."""
-    if "torch" not in sys.modules and _kernel_has_huge_pages():
-        os.environ.setdefault(HUGE_PAGES_ENV, "1")
-    return os.environ.get(HUGE_PAGES_ENV, "0").strip() not in ("", "0")
-
-
-def _kernel_has_huge_pages() -> bool:
-    try:
-        return "[never]" not in _THP_MODE.read_text()
-    except OSError:
-        return False
+# Tried above it and not kept: torch's transparent huge pages (THP_MEM_ALLOC_ENABLE=1 at process start), so that
+# tensors mapped afresh fault in 2 MB at a time. One 66M-pair epoch (ad hoc, one each way) took 370 s with them
+# against 432 s (page faults 6.3M vs 109M), but bench_scale.py's train stage with them read 493 s (median of 2; the
+# last report without them: 449 s). On a kept heap (10M pairs) they cost ~5% (45.1 and 46.1 s vs 43.6 and 43.1).
 
 
 def keep_freed_memory(num_pairs: int = 0) -> bool:
@@ -63,12 +30,10 @@ def keep_freed_memory(num_pairs: int = 0) -> bool:
     playlist-track pairs (up to KEEP_FREED_MAX_PAIRS; above it nothing changes: memory matters more than speed).
 
     A training step allocates and frees tensors of hundreds of MB; by default glibc maps each one afresh and its
-    pages fault in again on first touch, a large share of a 10M-pair epoch. A kept heap also turns transparent huge
-    pages off for this process (prctl PR_SET_THP_DISABLE): with torch's huge pages on a kept heap a 10M-pair epoch
-    took 45.1 and 46.1 s against 43.6 and 43.1 without (bench_scale.py's train stage, alternating), and with huge
-    pages but no kept heap 53.7 s. Process-wide, so it is called by the processes that exist to train (musicrec
-    train, the bot's retraining child, the benchmarks), not by fit(), and best after the catalogue is loaded (the
-    loader's temporaries are then given back, not kept). Returns whether it applied (glibc only)."""
+    pages fault in again on first touch, a large share of a 10M-pair epoch. Process-wide, so it is called
+    by the processes that exist to train (musicrec train, the bot's retraining child, the benchmarks), not by
+    fit(), and best after the catalogue is loaded (the loader's temporaries are then given back, not kept).
+    Returns whether it applied (glibc only)."""
     if num_pairs > KEEP_FREED_MAX_PAIRS:
         return False
     libc = _libc()
@@ -76,10 +41,7 @@ def keep_freed_memory(num_pairs: int = 0) -> bool:
         return False
     try:
         m_trim_threshold, m_mmap_max = -1, -4
-        kept = bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-        if kept:
-            libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)  # may fail (old kernels, sandboxes): then they stay on
-        return kept
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except AttributeError:
         return False
 
