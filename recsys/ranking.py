@@ -152,13 +152,11 @@ def best_of(
     max_per_artist: int = 0,
 ) -> Picks:
     """top_k over candidate rows only: (up to k rows, their scores), best first."""
-    excluded = set(exclude.tolist())
     picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
     out = picker.fresh()
     out_scores: list[float] = []
     for j in np.argsort(-scores, kind="stable").tolist():
-        i = int(cand[j])
-        if i in excluded or not picker.take(i):
+        if not picker.take(int(cand[j])):  # an excluded row's song is among the picker's excluded songs
             continue
         out_scores.append(float(scores[j]))
         if len(out) == k:
