@@ -22,26 +22,38 @@ _CATALOGUE_SOUND: weakref.WeakKeyDictionary[Snapshot, tuple[np.ndarray, np.ndarr
 
 def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarray | None = None) -> list[str | None]:
     """Per picked row: "same artist", "shares N playlists", "in “<playlist>”" (the first of the near playlist rows,
-    nearest first, that holds it: similar songs' playlists), "close in X and Y", or None when nothing stands out."""
+    nearest first, that holds it: similar songs' playlists), "close in X and Y", or None when nothing stands out.
+
+    The cost does not grow with how many playlists a pick is in (a hit is in tens of thousands at the Million
+    Playlist Dataset's size): the seeds' playlists are a mask that each pick's playlists index, and the near
+    playlists' members are read once."""
     seed_artists = set(snap.artist_groups[seeds].tolist())
-    seed_playlists = set(np.concatenate([snap.playlists_of(s) for s in seeds]).tolist()) if len(seeds) else set()
-    rank = {int(p): r for r, p in enumerate(near.tolist())} if near is not None else {}
+    in_seed_playlist = np.zeros(len(snap.playlist_ids), dtype=bool)  # [P]
+    for s in seeds.tolist():
+        in_seed_playlist[snap.playlists_of(s)] = True
+    fits = _nearest_named_playlist(snap, near if near is not None else np.zeros(0, dtype=np.int64))
     centre = snap.audio[seeds].mean(axis=0) if len(seeds) else None
     out: list[str | None] = []
     for idx in picks:
         if int(snap.artist_groups[idx]) in seed_artists:
             out.append("same artist")
             continue
-        playlists = snap.playlists_of(idx).tolist()
-        shared = len(seed_playlists.intersection(playlists))
+        shared = int(np.count_nonzero(in_seed_playlist[snap.playlists_of(idx)]))  # a pick's pairs are distinct
         if shared:
             out.append(f"shares {shared} playlist{'s' if shared > 1 else ''}")
-            continue
-        fits = [p for p in playlists if p in rank and snap.playlist_names[p]]
-        if fits:
-            out.append(f"in “{snap.playlist_names[min(fits, key=rank.__getitem__)]}”")
-            continue
-        out.append(_closest_features(centre, snap.audio[idx]) if centre is not None else None)
+        elif idx in fits:
+            out.append(f"in “{fits[idx]}”")
+        else:
+            out.append(_closest_features(centre, snap.audio[idx]) if centre is not None else None)
+    return out
+
+
+def _nearest_named_playlist(snap: Snapshot, near: np.ndarray) -> dict[int, str]:
+    """Per track row in any of the near playlist rows (nearest first) that have a name: the nearest one's name."""
+    out: dict[int, str] = {}
+    for p in near[::-1].tolist():  # the nearer playlists write last
+        if name := str(snap.playlist_names[p]):
+            out.update(dict.fromkeys(snap.playlist_rows(p).tolist(), name))
     return out
 
 

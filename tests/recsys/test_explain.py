@@ -93,3 +93,74 @@ def test_demo_profile_is_the_raw_features_z_score(demo_catalog: Catalog, demo_sn
     # The demo plants genre sounds: its most energetic track is far above the typical song in energy.
     loudest = str(demo_catalog.track_ids[int(np.argmax(raw[:, REASON_FEATURES.index("energy")]))])
     assert demo_snapshot.audio_profile([loudest])[loudest]["energy"] > 1.5
+
+
+def reasons_snapshot() -> recsys.Snapshot:
+    """Six tracks, six playlists (p5 unnamed). Seed t0 is in p0, p1, p2; t1 shares its artist; t2 is in p0, p1, p2
+    too; t3 in p3 and p4; t4 only in the unnamed p5; t5 only in p3. Audio: t4 and t0 alike in every feature."""
+    edges = np.array([[0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 3], [0, 0, 0, 1, 2, 2, 2, 3, 3, 4, 5]])  # [2, 11]
+    z = np.eye(6, 4, dtype=np.float32) + 0.1  # [6, 4]
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    pz = np.eye(6, 4, dtype=np.float32) + 0.2
+    arrays = {
+        "track_ids": np.array([f"t{i}" for i in range(6)]),
+        "track_names": np.array(["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]),
+        "track_artists": np.array(["Seed Artist", "Seed Artist", "Two", "Three", "Four", "Five"]),
+        "album_names": np.full(6, "album"),
+        "years": np.full(6, np.nan, dtype=np.float32),
+        "popularity": np.full(6, 50.0, dtype=np.float32),
+        "audio": np.zeros((6, 5), dtype=np.float32),
+        "playlist_ids": np.array([f"p{i}" for i in range(6)]),
+        "playlist_names": np.array(["a", "b", "c", "late night", "drive", ""]),
+        "edges": edges,
+        "track_z": z,
+        "playlist_z": (pz / np.linalg.norm(pz, axis=1, keepdims=True)).astype(np.float32),
+    }
+    return recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", 6, 6, {}, 0.0, "test", {}))
+
+
+def test_each_reason_is_the_first_that_holds_in_the_planted_catalogue() -> None:
+    from recsys.explain import reasons
+
+    snap = reasons_snapshot()
+    near = np.array([5, 4, 3])  # nearest first: the unnamed p5, then "drive", then "late night"
+    got = reasons(snap, [1, 2, 3, 4, 5], np.array([0]), near)
+    assert got == [
+        "same artist",  # t1: the seed's artist, before the playlists it shares
+        "shares 3 playlists",  # t2: p0, p1, p2, each counted once
+        "in “drive”",  # t3: in p4 and p3; p4 is the nearer named one
+        "close in danceability and energy",  # t4: only in the unnamed p5; its sound is the seed's
+        "in “late night”",  # t5: only in p3
+    ]
+    assert reasons(snap, [3], np.array([0]), None) == ["close in danceability and energy"]  # no near playlists
+    assert reasons(snap, [2, 3], np.array([0, 5]), near)[1] == "shares 1 playlist"  # seeds t0 and t5: p3 shared
+
+
+def test_shared_playlists_are_counted_for_popular_tracks() -> None:
+    """A pick in many playlists: the count is of those it shares with the seeds, not of its own."""
+    from recsys.explain import reasons
+
+    num_playlists = 5000
+    pick_playlists = np.arange(num_playlists)  # t1 in every playlist; the seed t0 in every third
+    seed_playlists = np.arange(0, num_playlists, 3)
+    edges = np.concatenate(
+        [np.stack([seed_playlists, np.zeros_like(seed_playlists)]), [pick_playlists, np.ones_like(pick_playlists)]],
+        axis=1,
+    )
+    z = np.array([[1.0, 0.0], [0.8, 0.6]], dtype=np.float32)
+    arrays = {
+        "track_ids": np.array(["t0", "t1"]),
+        "track_names": np.array(["Alpha", "Bravo"]),
+        "track_artists": np.array(["One", "Two"]),
+        "album_names": np.full(2, "album"),
+        "years": np.full(2, np.nan, dtype=np.float32),
+        "popularity": np.full(2, 50.0, dtype=np.float32),
+        "audio": np.zeros((2, 5), dtype=np.float32),
+        "playlist_ids": np.array([f"p{i}" for i in range(num_playlists)]),
+        "playlist_names": np.array([f"list {i}" for i in range(num_playlists)]),
+        "edges": edges,
+        "track_z": z,
+        "playlist_z": np.tile(z[:1], (num_playlists, 1)),
+    }
+    snap = recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", 2, num_playlists, {}, 0.0, "test", {}))
+    assert reasons(snap, [1], np.array([0]), None) == [f"shares {len(seed_playlists)} playlists"]
