@@ -235,8 +235,10 @@ def nearest_playlists(
     config = config or snap.similar
     if not config.playlist_weight or not len(snap.playlist_z) or config.playlists <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    if snap.playlist_ann is not None:  # many playlists: their index proposes twice as many from twice the lists
-        want, breadth = min(2 * config.playlists, len(snap.playlist_z)), 2
+    if snap.playlist_ann is not None:  # many playlists: their index proposes twice as many, rescored exactly
+        # Scanning twice the lists found the same nearest 20 (recall against exact 0.9977 vs 0.9975 with one list
+        # breadth, 500 queries on bench_scale.py's trained 66M-pair snapshot of 1.8M playlists) in 0.57 ms, not 0.33.
+        want, breadth = min(2 * config.playlists, len(snap.playlist_z)), 1
         # Lists scanned holding too few: scan more.
         while len(cand := snap.playlist_ann.search(query, want, breadth)) < want and breadth < len(snap.playlist_z):
             breadth *= 4
