@@ -11,6 +11,7 @@ Then it fits time ~ size^a on a log-log scale, extrapolates to the Million Playl
 a markdown summary and log-log PNG plots.
 
 python bench/bench_scale.py [--sizes 100000 1000000 10000000] [--out docs/scale.md]   (make bench-scale)
+python bench/bench_scale.py --out docs/scale_mpd.md --remeasure 66000000 --stages serve   (serving code changed)
 """
 
 from __future__ import annotations
@@ -158,11 +159,16 @@ def _run_stage(stage: str, size: int, args: argparse.Namespace) -> dict[str, Any
     return result
 
 
-def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage at one size, each in its own process: one report row, with when and at which commit."""
-    row: dict[str, Any] = {"size": size, "measured": _when()}
+def measure(size: int, args: argparse.Namespace, kept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """--stages at one size (default every stage), each in its own process: one report row, with when and at which
+    commit. Stages not run keep their figures from the kept row."""
+    if kept is None or set(args.stages) == set(STAGES):
+        row: dict[str, Any] = {"size": size, "measured": _when()}
+    else:
+        row = kept | {"measured": f"{kept['measured']}; {'+'.join(args.stages)} again {_when()}"}
     for stage in STAGES:
-        row |= _run_stage(stage, size, args)
+        if stage in args.stages:
+            row |= _run_stage(stage, size, args)
     return row
 
 
@@ -184,7 +190,7 @@ def measured_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         return [measure(size, args) for size in sorted(args.sizes)]
     kept = {r["size"]: r for r in json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))}
     for size in args.remeasure:
-        kept[size] = measure(size, args)
+        kept[size] = measure(size, args, kept.get(size))
     return [kept[size] for size in sorted(kept)]
 
 
@@ -336,6 +342,13 @@ def main() -> None:
     parser.add_argument(
         "--remeasure", type=int, nargs="+", help="measure only these sizes again; the other rows come from --out's JSON"
     )
+    parser.add_argument(
+        "--stages",
+        choices=STAGES,
+        nargs="+",
+        default=list(STAGES),
+        help="with --remeasure, only these stages (serve: on the snapshot the last train stage saved in --data-dir)",
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -349,6 +362,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if set(args.stages) != set(STAGES) and not args.remeasure:
+        parser.error("--stages needs --remeasure: the other stages' figures come from --out's JSON")
     if args.from_json:
         rows = json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8"))
     else:

@@ -68,6 +68,17 @@ def test_scale_benchmark_runs_end_to_end_at_toy_sizes(tmp_path: Path) -> None:
     proc = subprocess.run(again, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.read_text() == report
+    # Serving alone again at one size, on the snapshot its train stage saved: the other figures are kept.
+    serve = [*cmd, "--remeasure", "3000", "--stages", "serve"]
+    proc = subprocess.run(serve, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "serve   " in proc.stdout and "train   " not in proc.stdout and "ingest  " not in proc.stdout
+    again_rows = json.loads(out.with_suffix(".json").read_text())
+    assert again_rows[1] == rows[1]  # 6000 untouched
+    assert again_rows[0]["epoch_s"] == rows[0]["epoch_s"] and again_rows[0]["ingest_s"] == rows[0]["ingest_s"]
+    assert again_rows[0]["measured"].startswith(rows[0]["measured"] + "; serve again ")
+    refused = subprocess.run([*cmd, "--stages", "serve"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert refused.returncode == 2 and "--stages needs --remeasure" in refused.stderr
 
 
 def _rows(sizes: list[int]) -> list[dict[str, float]]:
