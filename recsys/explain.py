@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 REASON_FEATURES = ("danceability", "energy", "valence", "acousticness", "tempo")
 # Standardised distance under which two tracks count as close in a feature (half a standard deviation).
 CLOSE_GAP = 0.5
+# SharedPlaylists lists the members of the seeds' playlists when there are at most this many of them (at most 250
+# tracks each in the Million Playlist Dataset); more, and a mask of them is the shorter way.
+MAX_LISTED_PLAYLISTS = 256
 # Per snapshot, its catalogue's (mean, standard deviation) per audio column: read-only data, computed once.
 _CATALOGUE_SOUND: weakref.WeakKeyDictionary[Snapshot, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
 
@@ -24,13 +27,10 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarra
     """Per picked row: "same artist", "shares N playlists", "in “<playlist>”" (the first of the near playlist rows,
     nearest first, that holds it: similar songs' playlists), "close in X and Y", or None when nothing stands out.
 
-    The cost does not grow with how many playlists a pick is in (a hit is in tens of thousands at the Million
-    Playlist Dataset's size): the seeds' playlists are a mask that each pick's playlists index, and the near
-    playlists' members are read once."""
+    Shared playlists are counted from the shorter side (SharedPlaylists), and the near playlists' members are read
+    once."""
     seed_artists = set(snap.artist_groups[seeds].tolist())
-    in_seed_playlist = np.zeros(len(snap.playlist_ids), dtype=bool)  # [P]
-    for s in seeds.tolist():
-        in_seed_playlist[snap.playlists_of(s)] = True
+    shared_with_seeds = SharedPlaylists(snap, seeds)
     fits = _nearest_named_playlist(snap, near if near is not None else np.zeros(0, dtype=np.int64))
     centre = snap.audio[seeds].mean(axis=0) if len(seeds) else None
     out: list[str | None] = []
@@ -38,7 +38,7 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarra
         if int(snap.artist_groups[idx]) in seed_artists:
             out.append("same artist")
             continue
-        shared = int(np.count_nonzero(in_seed_playlist[snap.playlists_of(idx)]))  # a pick's pairs are distinct
+        shared = shared_with_seeds(idx)
         if shared:
             out.append(f"shares {shared} playlist{'s' if shared > 1 else ''}")
         elif idx in fits:
@@ -46,6 +46,32 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarra
         else:
             out.append(_closest_features(centre, snap.audio[idx]) if centre is not None else None)
     return out
+
+
+class SharedPlaylists:
+    """How many of the seeds' playlists a track row is in, counted from whichever side is shorter: the members of
+    the seeds' playlists (a typical seed is in a few), or the track's own playlists looked up in a mask of the seeds'
+    (a hit is in 100k playlists at the Million Playlist Dataset's size, and so may a seed be). A track is in a
+    playlist at most once, so both count the same."""
+
+    def __init__(self, snap: Snapshot, seeds: np.ndarray, max_listed: int = MAX_LISTED_PLAYLISTS) -> None:
+        self._snap = snap
+        mine = [snap.playlists_of(s) for s in seeds.tolist()]
+        self._playlists = np.unique(np.concatenate(mine)) if mine else np.zeros(0, dtype=np.int64)
+        listed = [snap.playlist_rows(p) for p in self._playlists.tolist()] if len(self._playlists) <= max_listed else []
+        self._members = np.concatenate(listed) if listed else None  # [sum of their sizes]
+        self._mask: np.ndarray | None = None  # [P] bool, made when a track's playlists are the shorter side
+
+    def __call__(self, idx: int) -> int:
+        if not len(self._playlists):
+            return 0
+        theirs = self._snap.playlists_of(idx)
+        if self._members is not None and len(self._members) <= len(theirs):
+            return int(np.count_nonzero(self._members == idx))
+        if self._mask is None:
+            self._mask = np.zeros(len(self._snap.playlist_ids), dtype=bool)
+            self._mask[self._playlists] = True
+        return int(np.count_nonzero(self._mask[theirs]))
 
 
 def _nearest_named_playlist(snap: Snapshot, near: np.ndarray) -> dict[int, str]:

@@ -164,3 +164,39 @@ def test_shared_playlists_are_counted_for_popular_tracks() -> None:
     }
     snap = recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", 2, num_playlists, {}, 0.0, "test", {}))
     assert reasons(snap, [1], np.array([0]), None) == [f"shares {len(seed_playlists)} playlists"]
+
+
+def test_shared_playlists_count_the_same_from_either_side() -> None:
+    """Random memberships: the count from the seeds' listed members, from the mask of their playlists, and a set
+    intersection agree for every track, one seed or several, seeds sharing playlists or not."""
+    from recsys.explain import SharedPlaylists
+
+    rng = np.random.default_rng(3)
+    num_tracks, num_playlists = 60, 40
+    sparse = np.stack([rng.integers(0, num_playlists, 150), rng.integers(0, 55, 150)])  # ~4 tracks a playlist
+    hits = np.stack([np.repeat(np.arange(num_playlists), 5), np.tile(np.arange(55, 60), num_playlists)])  # in all
+    pairs = np.unique(np.concatenate([sparse, hits], axis=1), axis=1)
+    z = rng.standard_normal((num_tracks, 4)).astype(np.float32)
+    arrays = {
+        "track_ids": np.array([f"t{i}" for i in range(num_tracks)]),
+        "track_names": np.array([f"Song {i}" for i in range(num_tracks)]),
+        "track_artists": np.array([f"Artist {i}" for i in range(num_tracks)]),
+        "album_names": np.full(num_tracks, "album"),
+        "years": np.full(num_tracks, np.nan, dtype=np.float32),
+        "popularity": np.full(num_tracks, 50.0, dtype=np.float32),
+        "audio": np.zeros((num_tracks, 5), dtype=np.float32),
+        "playlist_ids": np.array([f"p{i}" for i in range(num_playlists)]),
+        "playlist_names": np.array([f"list {i}" for i in range(num_playlists)]),
+        "edges": pairs,
+        "track_z": z / np.linalg.norm(z, axis=1, keepdims=True),
+        "playlist_z": np.tile(z[:1] / np.linalg.norm(z[0]), (num_playlists, 1)),
+    }
+    snap = recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", num_tracks, num_playlists, {}, 0.0, "t", {}))
+    for seeds in ([0], [1, 2], [3, 4, 5, 6, 7], []):
+        expected_playlists = set(pairs[0][np.isin(pairs[1], seeds)].tolist())
+        listed, masked = SharedPlaylists(snap, np.array(seeds)), SharedPlaylists(snap, np.array(seeds), max_listed=0)
+        for t in range(num_tracks):
+            expected = len(expected_playlists & set(pairs[0][pairs[1] == t].tolist()))
+            assert listed(t) == masked(t) == expected, (seeds, t)
+        if seeds == [0]:  # its playlists' members are fewer than a hit's 40 playlists: counted from that side
+            assert listed._members is not None and len(listed._members) < num_playlists
