@@ -14,7 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_scale import METRICS, MPD_PAIRS, growth, report  # noqa: E402
+from bench_scale import METRICS, MPD_PAIRS, growth, report, similar_recall  # noqa: E402
+
+from recsys.ann import AnnConfig  # noqa: E402
+from recsys.snapshot import Snapshot, SnapshotInfo  # noqa: E402
 
 
 def _child_peak_gb(allocate_mb: int, reader: str) -> float:
@@ -59,6 +62,7 @@ def test_scale_benchmark_runs_end_to_end_at_toy_sizes(tmp_path: Path) -> None:
     assert all(r["epoch_s"] > 0 and r["train_rss_gb"] > 0 and r["snapshot_mb"] > 0 for r in rows)
     report = out.read_text()
     assert "| training epoch (s) |" in report and "66M pairs" in report
+    assert "recall@10 against brute force (100 queries) | exact (no index) | exact (no index) |" in report
     for name in ("scale_time.png", "scale_memory.png", "scale_latency.png"):
         assert (out.parent / name).read_bytes()[:4] == b"\x89PNG"
     # The report is rewritten from the JSON alone, as it was written from the measurements.
@@ -96,3 +100,41 @@ def test_report_extrapolates_only_when_the_million_playlist_size_was_not_measure
     # Convergence is an estimate from the largest size's measured epoch (660 s), labelled as one.
     assert "Estimate, not a measurement" in measured and "60 epochs ~ 11.0 h" in measured
     assert "![time](scale_mpd_time.png)" in measured
+
+
+def _clustered_snapshot(ann: AnnConfig) -> Snapshot:
+    """3,000 tracks in 30 clusters, 40 playlists of cluster-mates; the indexes built whatever the size."""
+    rng = np.random.default_rng(0)
+    cluster = rng.integers(0, 30, 3000)
+    z = rng.standard_normal((30, 8))[cluster] * 2 + rng.standard_normal((3000, 8))
+    z = (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
+    edges = np.stack(
+        [np.repeat(np.arange(40), 10), np.concatenate([np.flatnonzero(cluster == c % 30)[:10] for c in range(40)])]
+    )
+    pz = z[edges[1]].reshape(40, 10, 8).mean(1)
+    arrays = {
+        "track_ids": np.array([f"t{i}" for i in range(3000)]),
+        "track_names": np.array([f"song {i}" for i in range(3000)]),
+        "track_artists": np.array([f"artist {i}" for i in range(3000)]),
+        "album_names": np.full(3000, "album"),
+        "years": np.full(3000, np.nan, dtype=np.float32),
+        "popularity": np.full(3000, 50.0, dtype=np.float32),
+        "audio": np.zeros((3000, 5), dtype=np.float32),
+        "playlist_ids": np.array([f"p{i}" for i in range(40)]),
+        "playlist_names": np.array([f"list {i}" for i in range(40)]),
+        "edges": edges,
+        "track_z": z,
+        "playlist_z": (pz / np.linalg.norm(pz, axis=1, keepdims=True)).astype(np.float32),
+    }
+    return Snapshot(arrays, SnapshotInfo("test", "", "", 3000, 40, {}, 0.0, "test", {}), ann_config=ann)
+
+
+def test_similar_recall_compares_the_indexes_answers_with_brute_force() -> None:
+    pytest.importorskip("faiss")
+    ids = [f"t{i}" for i in range(0, 3000, 60)]
+    assert similar_recall(_clustered_snapshot(AnnConfig(min_items=1 << 62)), ids) is None  # no index: nothing to test
+    every_list = _clustered_snapshot(AnnConfig(min_items=0, nlist=16, nprobe=16))  # scans all: the exact answer
+    assert similar_recall(every_list, ids) == 1.0
+    assert every_list.ann is not None and every_list.playlist_ann is not None  # the brute force ran on a copy
+    one_list = _clustered_snapshot(AnnConfig(min_items=0, nlist=64, nprobe=1))
+    assert 0.0 < similar_recall(one_list, ids) <= 1.0
