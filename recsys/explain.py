@@ -51,8 +51,8 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarra
 class SharedPlaylists:
     """How many of the seeds' playlists a track row is in, counted from whichever side is shorter: the members of
     the seeds' playlists (a typical seed is in a few), or the track's own playlists looked up in a mask of the seeds'
-    (a hit is in 100k playlists at the Million Playlist Dataset's size, and so may a seed be). A track is in a
-    playlist at most once, so both count the same."""
+    (a hit is in tens of thousands of playlists at the Million Playlist Dataset's size, and so may a seed be). A
+    track is in a playlist at most once, so both count the same."""
 
     def __init__(self, snap: Snapshot, seeds: np.ndarray, max_listed: int = MAX_LISTED_PLAYLISTS) -> None:
         self._snap = snap

@@ -95,28 +95,38 @@ def test_demo_profile_is_the_raw_features_z_score(demo_catalog: Catalog, demo_sn
     assert demo_snapshot.audio_profile([loudest])[loudest]["energy"] > 1.5
 
 
-def reasons_snapshot() -> recsys.Snapshot:
-    """Six tracks, six playlists (p5 unnamed). Seed t0 is in p0, p1, p2; t1 shares its artist; t2 is in p0, p1, p2
-    too; t3 in p3 and p4; t4 only in the unnamed p5; t5 only in p3. Audio: t4 and t0 alike in every feature."""
-    edges = np.array([[0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 3], [0, 0, 0, 1, 2, 2, 2, 3, 3, 4, 5]])  # [2, 11]
-    z = np.eye(6, 4, dtype=np.float32) + 0.1  # [6, 4]
+def membership_snapshot(
+    edges: np.ndarray, num_tracks: int, artists: list[str] | None = None, playlist_names: list[str] | None = None
+) -> recsys.Snapshot:
+    """A catalogue whose reasons depend only on its playlist memberships (edges [2, E]: playlist row, track row) and
+    artists (default one each): silent audio, placeholder embeddings."""
+    num_playlists = int(edges[0].max()) + 1
+    z = np.eye(num_tracks, 4, dtype=np.float32) + 0.1  # [T, 4]
     z /= np.linalg.norm(z, axis=1, keepdims=True)
-    pz = np.eye(6, 4, dtype=np.float32) + 0.2
     arrays = {
-        "track_ids": np.array([f"t{i}" for i in range(6)]),
-        "track_names": np.array(["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"]),
-        "track_artists": np.array(["Seed Artist", "Seed Artist", "Two", "Three", "Four", "Five"]),
-        "album_names": np.full(6, "album"),
-        "years": np.full(6, np.nan, dtype=np.float32),
-        "popularity": np.full(6, 50.0, dtype=np.float32),
-        "audio": np.zeros((6, 5), dtype=np.float32),
-        "playlist_ids": np.array([f"p{i}" for i in range(6)]),
-        "playlist_names": np.array(["a", "b", "c", "late night", "drive", ""]),
+        "track_ids": np.array([f"t{i}" for i in range(num_tracks)]),
+        "track_names": np.array([f"Song {i}" for i in range(num_tracks)]),
+        "track_artists": np.array(artists or [f"Artist {i}" for i in range(num_tracks)]),
+        "album_names": np.full(num_tracks, "album"),
+        "years": np.full(num_tracks, np.nan, dtype=np.float32),
+        "popularity": np.full(num_tracks, 50.0, dtype=np.float32),
+        "audio": np.zeros((num_tracks, 5), dtype=np.float32),
+        "playlist_ids": np.array([f"p{i}" for i in range(num_playlists)]),
+        "playlist_names": np.array(playlist_names or [f"list {i}" for i in range(num_playlists)]),
         "edges": edges,
         "track_z": z,
-        "playlist_z": (pz / np.linalg.norm(pz, axis=1, keepdims=True)).astype(np.float32),
+        "playlist_z": np.tile(z[:1], (num_playlists, 1)),
     }
-    return recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", 6, 6, {}, 0.0, "test", {}))
+    info = recsys.SnapshotInfo("test", "", "", num_tracks, num_playlists, {}, 0.0, "test", {})
+    return recsys.Snapshot(arrays, info)
+
+
+def reasons_snapshot() -> recsys.Snapshot:
+    """Six tracks, six playlists (p5 unnamed). Seed t0 is in p0, p1, p2; t1 shares its artist; t2 is in p0, p1, p2
+    too; t3 in p3 and p4; t4 only in the unnamed p5; t5 only in p3. Audio: every track alike in every feature."""
+    edges = np.array([[0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 3], [0, 0, 0, 1, 2, 2, 2, 3, 3, 4, 5]])  # [2, 11]
+    artists = ["Seed Artist", "Seed Artist", "Two", "Three", "Four", "Five"]
+    return membership_snapshot(edges, 6, artists, ["a", "b", "c", "late night", "drive", ""])
 
 
 def test_each_reason_is_the_first_that_holds_in_the_planted_catalogue() -> None:
@@ -147,22 +157,7 @@ def test_shared_playlists_are_counted_for_popular_tracks() -> None:
         [np.stack([seed_playlists, np.zeros_like(seed_playlists)]), [pick_playlists, np.ones_like(pick_playlists)]],
         axis=1,
     )
-    z = np.array([[1.0, 0.0], [0.8, 0.6]], dtype=np.float32)
-    arrays = {
-        "track_ids": np.array(["t0", "t1"]),
-        "track_names": np.array(["Alpha", "Bravo"]),
-        "track_artists": np.array(["One", "Two"]),
-        "album_names": np.full(2, "album"),
-        "years": np.full(2, np.nan, dtype=np.float32),
-        "popularity": np.full(2, 50.0, dtype=np.float32),
-        "audio": np.zeros((2, 5), dtype=np.float32),
-        "playlist_ids": np.array([f"p{i}" for i in range(num_playlists)]),
-        "playlist_names": np.array([f"list {i}" for i in range(num_playlists)]),
-        "edges": edges,
-        "track_z": z,
-        "playlist_z": np.tile(z[:1], (num_playlists, 1)),
-    }
-    snap = recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", 2, num_playlists, {}, 0.0, "test", {}))
+    snap = membership_snapshot(edges, 2)
     assert reasons(snap, [1], np.array([0]), None) == [f"shares {len(seed_playlists)} playlists"]
 
 
@@ -176,22 +171,7 @@ def test_shared_playlists_count_the_same_from_either_side() -> None:
     sparse = np.stack([rng.integers(0, num_playlists, 150), rng.integers(0, 55, 150)])  # ~4 tracks a playlist
     hits = np.stack([np.repeat(np.arange(num_playlists), 5), np.tile(np.arange(55, 60), num_playlists)])  # in all
     pairs = np.unique(np.concatenate([sparse, hits], axis=1), axis=1)
-    z = rng.standard_normal((num_tracks, 4)).astype(np.float32)
-    arrays = {
-        "track_ids": np.array([f"t{i}" for i in range(num_tracks)]),
-        "track_names": np.array([f"Song {i}" for i in range(num_tracks)]),
-        "track_artists": np.array([f"Artist {i}" for i in range(num_tracks)]),
-        "album_names": np.full(num_tracks, "album"),
-        "years": np.full(num_tracks, np.nan, dtype=np.float32),
-        "popularity": np.full(num_tracks, 50.0, dtype=np.float32),
-        "audio": np.zeros((num_tracks, 5), dtype=np.float32),
-        "playlist_ids": np.array([f"p{i}" for i in range(num_playlists)]),
-        "playlist_names": np.array([f"list {i}" for i in range(num_playlists)]),
-        "edges": pairs,
-        "track_z": z / np.linalg.norm(z, axis=1, keepdims=True),
-        "playlist_z": np.tile(z[:1] / np.linalg.norm(z[0]), (num_playlists, 1)),
-    }
-    snap = recsys.Snapshot(arrays, recsys.SnapshotInfo("test", "", "", num_tracks, num_playlists, {}, 0.0, "t", {}))
+    snap = membership_snapshot(pairs, num_tracks)
     for seeds in ([0], [1, 2], [3, 4, 5, 6, 7], []):
         expected_playlists = set(pairs[0][np.isin(pairs[1], seeds)].tolist())
         listed, masked = SharedPlaylists(snap, np.array(seeds)), SharedPlaylists(snap, np.array(seeds), max_listed=0)
