@@ -104,14 +104,33 @@ class AnnIndex:
         """Rows to leave out of searches, in the form a search reads them (build once, search many times)."""
         return LeftOut(_bitmap(rows, self.size), np.bincount(self._list_of[rows], minlength=len(self._list_sizes)))
 
-    def skipped_share(self, query: np.ndarray, breadth: float, skip: LeftOut) -> float:
-        """The share of the vectors in the lists a search of this breadth scans that are skip rows: a search that
-        skips them meets only the rest, so it needs 1 / (1 - share) times the lists to meet as many."""
+    def probes(self, breadth: float) -> int:
+        """How many lists a search of this breadth scans."""
+        return self._nprobe(breadth)
+
+    def lists_scanned(self, query: np.ndarray, breadth: float) -> np.ndarray:
+        """The lists a search of this breadth scans, nearest first (those of a narrower search come first). [probes]"""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         _, lists = self._index.quantizer.search(q, self._nprobe(breadth))
-        scanned = lists[0][lists[0] >= 0]
-        total = int(self._list_sizes[scanned].sum())
-        return float(skip.per_list[scanned].sum()) / total if total else 0.0
+        found: np.ndarray = lists[0]
+        return found[found >= 0]
+
+    def skipped_share(self, lists: np.ndarray, skip: LeftOut) -> float:
+        """The share of the vectors in these lists (lists_scanned) that are skip rows: a search that skips them
+        meets only the rest, so it needs 1 / (1 - share) times the lists to meet as many."""
+        total = int(self._list_sizes[lists].sum())
+        return float(skip.per_list[lists].sum()) / total if total else 0.0
+
+    def rows_in(self, rows: np.ndarray, lists: np.ndarray, limit: int) -> np.ndarray:
+        """Those of rows that these lists (nearest first) hold, in order: what a search scanning them meets of rows;
+        past limit rows, only those of the nearest lists."""
+        rank = np.full(len(self._list_sizes), len(lists), dtype=np.int64)
+        rank[lists] = np.arange(len(lists))
+        of_rows = rank[self._list_of[rows]]
+        held = np.flatnonzero(of_rows < len(lists))
+        if len(held) > limit:
+            held = held[np.argpartition(of_rows[held], limit - 1)[:limit]]
+        return rows[np.sort(held)]
 
     @classmethod
     def build(cls, vectors: np.ndarray, config: AnnConfig | None = None) -> AnnIndex:
@@ -192,6 +211,10 @@ def _lists_of(index: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _bitmap(rows: np.ndarray, n: int) -> np.ndarray:
     """rows (in 0..n-1) as a little-endian bitmap of n bits, faiss.IDSelectorBitmap's layout. [ceil(n / 8)] uint8"""
+    if len(rows) < n // 256:  # few rows: set their bits (2.26M bits: ~0.01 ms for 100 rows, a mask ~0.15 ms)
+        bits = np.zeros((n + 7) // 8, dtype=np.uint8)
+        np.bitwise_or.at(bits, rows >> 3, np.left_shift(1, rows & 7).astype(np.uint8))
+        return bits
     mask = np.zeros(n, dtype=bool)
     mask[rows] = True
     return np.packbits(mask, bitorder="little")

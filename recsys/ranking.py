@@ -1,7 +1,8 @@
 """Ranking: from scores to the top k a person is shown, the one rule the snapshot serves and the evaluation scores.
 
-The rule: the k best scores, never an excluded track, at most one version of each song (never a version of an
-excluded song either), and the snapshot's list knobs (ListConfig: songs per artist, a popularity preference).
+The rule (recsys.rule's walk: top_k, best_of): the k best scores, never an excluded track, at most one version of each
+song (never a version of an excluded song either), and the snapshot's list knobs (ListConfig: songs per artist, a
+popularity preference).
 Large catalogues take candidates from the approximate index and rescore them exactly. Similar songs
 (similar_scores: the cosine plus the members of the training playlists the song would be put in), a new playlist's
 seeds (new_playlist_scores: recommend_for_tracks, /mix) and a listener's ratings (for_ratings: the bot's /forme, the
@@ -16,7 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recsys import ann
 from recsys.errors import InvalidQueryError
+from recsys.rule import Picks as Picks
+from recsys.rule import best_of as best_of
+from recsys.rule import top_k as top_k
 
 if TYPE_CHECKING:
     from recsys.snapshot import Snapshot
@@ -33,8 +38,16 @@ MAX_LEFT_OUT_ARTISTS = 64
 # 2 -> 2.5 ms, 0.959; no widening -> 2.0 ms, 0.953, and a planted one-artist catalogue (tests/recsys/test_ann.py)
 # lost a query's answer.
 MAX_LEFT_OUT_WIDENING = 2.0
-
-Picks = tuple[list[int], np.ndarray]  # (row indices best first, their scores)
+# A similar song's own artist, when it has this many times the first round's proposals in tracks, is left out of the
+# index's proposals from the first round (with one song per artist it would fill them and take a second round), and
+# its best song is scored exactly. At 2.26M synthetic tracks (bench/bench_scale_serving.py's catalogue and 1,000
+# queries, ad hoc, fastest of 3 runs): a third of the queries took two rounds, all of artists with 100+ tracks, and
+# their median fell from ~2.9 to ~2.1 ms; at 1 instead of 2, queries of artists with 50-100 tracks (most took one
+# round) went from 1.9 to 2.8 ms.
+LEAD_SIZE = 2
+# ... and at most this many of its tracks, those in the lists nearest the query, are scored (an artist can hold tens
+# of thousands: scoring them all took longer than a second round).
+LEAD_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -77,91 +90,6 @@ class ListConfig:
 
 
 UNCAPPED = ListConfig(max_per_artist=0, similar_max_per_artist=0, popularity=0.0)
-
-
-def top_k(
-    scores: np.ndarray,
-    k: int,
-    exclude: np.ndarray,
-    songs: np.ndarray,
-    artists: np.ndarray | None = None,
-    max_per_artist: int = 0,
-) -> list[int]:
-    """Rows of the k best scores under the rule, at most max_per_artist per artist when artists [T] are given and
-    the cap is > 0; fewer when fewer have a finite score. NaN ranks last."""
-    if k <= 0 or not len(scores):
-        return []
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
-    scores[exclude] = -np.inf
-    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
-    want = min(len(scores), 4 * k + len(exclude) + 8)
-    while True:
-        cand = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
-        cand = cand[np.argsort(-scores[cand], kind="stable")]
-        out = picker.fresh()
-        for i in cand.tolist():
-            if not np.isfinite(scores[i]):
-                return out
-            if picker.take(i) and len(out) == k:
-                return out
-        if want >= len(scores):
-            return out
-        want = min(len(scores), want * 4)
-
-
-class _Picker:
-    """The rule's memory while walking candidates best first: songs already listed (or excluded), and how many
-    songs of each artist are listed."""
-
-    def __init__(
-        self, excluded_songs: np.ndarray, songs: np.ndarray, artists: np.ndarray | None, max_per_artist: int
-    ) -> None:
-        self._excluded = set(excluded_songs.tolist())
-        self._songs, self._artists, self._cap = songs, artists, max_per_artist
-        self.fresh()
-
-    def fresh(self) -> list[int]:
-        """Start a new walk; returns the list the walk fills."""
-        self._seen = set(self._excluded)
-        self._per_artist: dict[int, int] = {}
-        self._out: list[int] = []
-        return self._out
-
-    def take(self, i: int) -> bool:
-        """Append row i if the rule allows it; whether it did."""
-        song = int(self._songs[i])
-        if song in self._seen:
-            return False
-        if self._artists is not None:
-            artist = int(self._artists[i])
-            if self._per_artist.get(artist, 0) >= self._cap:
-                return False
-            self._per_artist[artist] = self._per_artist.get(artist, 0) + 1
-        self._seen.add(song)
-        self._out.append(i)
-        return True
-
-
-def best_of(
-    cand: np.ndarray,
-    scores: np.ndarray,
-    k: int,
-    exclude: np.ndarray,
-    songs: np.ndarray,
-    artists: np.ndarray | None = None,
-    max_per_artist: int = 0,
-) -> Picks:
-    """top_k over candidate rows only: (up to k rows, their scores), best first."""
-    picker = _Picker(songs[exclude], songs, artists if max_per_artist > 0 else None, max_per_artist)
-    out = picker.fresh()
-    out_scores: list[float] = []
-    for j in np.argsort(-scores, kind="stable").tolist():
-        if not picker.take(int(cand[j])):  # an excluded row's song is among the picker's excluded songs
-            continue
-        out_scores.append(float(scores[j]))
-        if len(out) == k:
-            break
-    return out, np.array(out_scores, dtype=np.float32)
 
 
 def seed_scores(track_z: np.ndarray, seeds: np.ndarray, temperature: float = SEED_TEMPERATURE) -> np.ndarray:
@@ -295,16 +223,19 @@ def _served(
     exclude: np.ndarray,
     cap: int | None = None,
     bonus: Bonus | None = None,
+    lead: int | None = None,
 ) -> Picks:
     """The top k for a query vector [d] over the track embeddings (plus a bonus to some rows): approximate
     candidates, and every bonus row, when the snapshot has an index and enough of them survive the rule, the exact
-    ranking otherwise."""
+    ranking otherwise. lead: an artist group likely to fill the nearest tracks (a similar song's own artist)."""
     lists = snap.lists
     cap = lists.max_per_artist if cap is None else cap
     bonus = bonus if bonus is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     if snap.ann is not None and k > 0:
         want, breadth = 4 * k + len(exclude) + 8, 1.0
         found, full, skip = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
+        if cap > 0 and lead is not None and len(own := snap.artist_rows(np.array([lead]))) >= LEAD_SIZE * want:
+            found, full, skip, breadth = _lead(snap, query, own, lead, cap, exclude, bonus)
         while want < len(snap.track_z) // 4:
             # Artists the list has enough of are left out of the index's proposals (one artist can hold tens of
             # thousands of tracks nearer the query than any other artist's), kept among the earlier candidates.
@@ -331,7 +262,7 @@ def _served(
                 # met the same, up to MAX_LEFT_OUT_WIDENING times as many.
                 full = np.union1d(full, newly_full)
                 skip = snap.left_out(full)
-                share = snap.ann.skipped_share(query, breadth, skip)
+                share = snap.ann.skipped_share(snap.ann.lists_scanned(query, breadth), skip)
                 breadth *= min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - share, 1e-9))
                 continue
             # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
@@ -342,6 +273,25 @@ def _served(
     scores = snap.track_z @ query
     scores[bonus[0]] += bonus[1].astype(scores.dtype)
     return pick(snap, scores, k, exclude, cap)
+
+
+def _lead(
+    snap: Snapshot, query: np.ndarray, own: np.ndarray, lead: int, cap: int, exclude: np.ndarray, bonus: Bonus
+) -> tuple[np.ndarray, np.ndarray, ann.LeftOut, float]:
+    """_served's start for an artist likely to fill the first round (its rows own): the artist left out of the
+    index's proposals from the first round, as a second round would leave it out, and its best cap songs among
+    the rows the search would meet (those in the lists it scans) scored exactly. (candidates, full artists, what
+    the search skips, the search's breadth)"""
+    assert snap.ann is not None
+    full = np.array([lead], dtype=np.int64)
+    skip = snap.left_out(full)
+    lists = snap.ann.lists_scanned(query, MAX_LEFT_OUT_WIDENING)  # those of narrower searches first
+    share = snap.ann.skipped_share(lists[: snap.ann.probes(1.0)], skip)
+    breadth = min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - share, 1e-9))
+    near = snap.ann.rows_in(own, lists[: snap.ann.probes(breadth)], LEAD_ROWS)
+    scores = _with_bonus(near, snap.lists.adjust(snap.track_z[near] @ query, snap.popularity[near]), bonus)
+    mine = top_k(scores, cap, np.flatnonzero(np.isin(snap.songs[near], snap.songs[exclude])), snap.songs[near])
+    return np.sort(near[mine]), full, skip, breadth
 
 
 def _artists_at_cap(snap: Snapshot, rows: np.ndarray, cap: int, known: np.ndarray) -> np.ndarray:
@@ -366,7 +316,8 @@ def similar(snap: Snapshot, idx: int, k: int, near: tuple[np.ndarray, np.ndarray
     song's nearest_playlists, when the caller has them already."""
     query = snap.track_z[idx]
     cap = snap.lists.similar_max_per_artist
-    return _served(snap, query, k, snap.versions_of(idx), cap, playlist_bonus(snap, query, near=near))
+    lead = int(snap.artist_groups[idx])
+    return _served(snap, query, k, snap.versions_of(idx), cap, playlist_bonus(snap, query, near=near), lead)
 
 
 def continue_playlist(snap: Snapshot, playlist_idx: int, k: int) -> Picks:

@@ -151,10 +151,31 @@ def test_skipped_rows_are_never_proposed_and_their_share_of_the_scanned_lists_is
     got = index.search(query, 50, skip=index.left_out(mates))
     assert len(got) == 50 and not np.isin(got, mates).any()
     assert set(index.search(query, 50).tolist()) & set(mates.tolist())  # without the skip they come first
-    assert index.skipped_share(query, 1, index.left_out(np.zeros(0, dtype=np.int64))) == 0.0
-    assert index.skipped_share(query, 1, index.left_out(np.arange(4000))) == 1.0
+    lists = index.lists_scanned(query, 1)
+    assert index.skipped_share(lists, index.left_out(np.zeros(0, dtype=np.int64))) == 0.0
+    assert index.skipped_share(lists, index.left_out(np.arange(4000))) == 1.0
     # Every list scanned at full breadth: the share is the skipped rows' share of the catalogue.
-    assert index.skipped_share(query, 4, index.left_out(mates)) == pytest.approx(len(mates) / 4000)
+    assert index.skipped_share(index.lists_scanned(query, 4), index.left_out(mates)) == pytest.approx(len(mates) / 4000)
+
+
+def test_rows_in_lists_are_those_a_search_of_them_meets_nearest_lists_first() -> None:
+    pytest.importorskip("faiss")
+    z = planted_arrays()["track_z"]
+    index = AnnIndex.build(z, SMALL_ANN)
+    lists = index.lists_scanned(z[0], 2)
+    assert (
+        len(lists) == index.probes(2) == 16
+        and lists[: index.probes(1)].tolist() == index.lists_scanned(z[0], 1).tolist()
+    )
+    rows = np.arange(0, 4000, 2)
+    held = index.rows_in(rows, lists, limit=4000)
+    assert held.tolist() == [r for r in rows.tolist() if index._list_of[r] in set(lists.tolist())]
+    assert set(index.search(z[0], 4000, 2).tolist()) & set(rows.tolist()) == set(held.tolist())  # what it meets
+    few = index.rows_in(rows, lists, limit=50)
+    rank = {int(lst): i for i, lst in enumerate(lists)}
+    kept = [rank[index._list_of[r]] for r in few.tolist()]
+    dropped = [rank[index._list_of[r]] for r in set(held.tolist()) - set(few.tolist())]
+    assert len(few) == 50 and np.all(np.diff(few) > 0) and max(kept) <= min(dropped)
 
 
 def test_index_is_saved_with_the_snapshot_and_reused(
@@ -347,6 +368,15 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
     giant = _snapshot(SMALL_ANN, arrays)
     plain = _snapshot(NO_ANN, arrays)
+    assert giant.ann is not None
+    searches: list[bool] = []  # whether each index search left rows out
+    search = giant.ann.search
+
+    def counted(q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None) -> np.ndarray:
+        searches.append(skip is not None)
+        return search(q, n, breadth, skip)
+
+    monkeypatch.setattr(giant.ann, "search", counted)
     scans = []
     exact_pick = ranking.pick
     monkeypatch.setattr(ranking, "pick", lambda *a, **kw: scans.append(1) or exact_pick(*a, **kw))
@@ -360,6 +390,8 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
         monkeypatch.setattr(ranking, "pick", lambda *a, **kw: scans.append(1) or exact_pick(*a, **kw))
         recalls.append(len(want & {t.track_id for t in got}) / 10)
     assert not scans  # no query fell back to scoring the whole catalogue
+    # The query's own artist is left out from the first index search (its best song scored exactly): one search each.
+    assert searches == [True] * len(queries)
     assert np.mean(recalls) >= 0.95
 
 

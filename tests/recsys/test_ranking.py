@@ -74,9 +74,28 @@ def test_top_k_and_best_of_list_what_a_walk_down_the_scores_lists(seed: int) -> 
     artists = rng.integers(0, int(rng.integers(1, 12)), n)  # few artists, each far past any cap
     exclude = np.unique(rng.integers(0, n, int(rng.integers(0, 5))))
     k, cap = int(rng.integers(1, 30)), int(rng.integers(0, 4))
+    _assert_served_as_walked(scores, k, exclude, songs, artists, cap)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_walk_past_one_artists_many_best_rows_lists_what_a_plain_walk_lists(seed: int) -> None:
+    # Past its first rows the walk goes on over a shortlist (the rows it might still take): here one artist holds
+    # most of the best rows and many songs have versions credited to other artists further down.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(300, 3000))
+    scores = -np.sort(-rng.normal(size=n))
+    artists = np.where(rng.random(n) < np.linspace(0.95, 0.0, n), 0, rng.integers(1, max(2, n // 20), n))
+    songs = rng.integers(0, n // 3, n)
+    exclude = np.unique(rng.integers(0, n, int(rng.integers(0, 5))))
+    _assert_served_as_walked(scores, int(rng.integers(5, 40)), exclude, songs, artists, int(rng.integers(0, 4)))
+
+
+def _assert_served_as_walked(
+    scores: np.ndarray, k: int, exclude: np.ndarray, songs: np.ndarray, artists: np.ndarray, cap: int
+) -> None:
     expected = _walked(np.nan_to_num(scores, nan=-np.inf), k, exclude, songs, artists, cap)
     assert top_k(scores, k, exclude, songs, artists, cap) == expected
-    cand = np.flatnonzero(np.isfinite(scores) & ~np.isin(np.arange(n), exclude))  # candidates: the finite rows
+    cand = np.flatnonzero(np.isfinite(scores) & ~np.isin(np.arange(len(scores)), exclude))  # the finite rows
     rows, values = ranking.best_of(cand, scores[cand], k, exclude, songs, artists, cap)
     assert rows == expected
     assert np.allclose(values, scores[expected])
