@@ -68,6 +68,14 @@ def _faiss() -> Any:
 
 
 @dataclass(frozen=True, eq=False)
+class Probe:
+    """The lists nearest a query (AnnIndex.probe), nearest first, and the query's similarity to each list's centre."""
+
+    lists: np.ndarray  # [m] int64
+    similarity: np.ndarray  # [m] float32
+
+
+@dataclass(frozen=True, eq=False)
 class LeftOut:
     """Rows a search leaves out (AnnIndex.left_out): a bitmap of them, and how many of them each list holds."""
 
@@ -108,15 +116,15 @@ class AnnIndex:
         """How many lists a search of this breadth scans."""
         return self._nprobe(breadth)
 
-    def lists_scanned(self, query: np.ndarray, breadth: float) -> np.ndarray:
-        """The lists a search of this breadth scans, nearest first (those of a narrower search come first). [probes]"""
+    def probe(self, query: np.ndarray, breadth: float) -> Probe:
+        """The lists a search of this breadth scans, nearest first: a narrower search scans the first of them."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        _, lists = self._index.quantizer.search(q, self._nprobe(breadth))
-        found: np.ndarray = lists[0]
-        return found[found >= 0]
+        similarity, lists = self._index.quantizer.search(q, self._nprobe(breadth))
+        found = lists[0] >= 0
+        return Probe(lists[0][found], similarity[0][found])
 
     def skipped_share(self, lists: np.ndarray, skip: LeftOut) -> float:
-        """The share of the vectors in these lists (lists_scanned) that are skip rows: a search that skips them
+        """The share of the vectors in these lists (a Probe's) that are skip rows: a search that skips them
         meets only the rest, so it needs 1 / (1 - share) times the lists to meet as many."""
         total = int(self._list_sizes[lists].sum())
         return float(skip.per_list[lists].sum()) / total if total else 0.0
@@ -154,11 +162,14 @@ class AnnIndex:
         index.add(x)
         return cls(index, config)
 
-    def search(self, query: np.ndarray, k: int, breadth: float = 1, skip: LeftOut | None = None) -> np.ndarray:
+    def search(
+        self, query: np.ndarray, k: int, breadth: float = 1, skip: LeftOut | None = None, probe: Probe | None = None
+    ) -> np.ndarray:
         """Row indices of up to k approximate nearest neighbours of one query vector [d], best first. breadth > 1
         scans that many times more lists (at most all): for lists that need many artists, not just the nearest
-        tracks. skip: rows never returned (artists a list has enough of). Per call, so concurrent searches do not
-        share the settings."""
+        tracks. skip: rows never returned (artists a list has enough of). probe: the query's probe of at least this
+        breadth, when the caller has it (the search then reads its lists instead of finding them again). Per call,
+        so concurrent searches do not share the settings."""
         k = min(k, self.size)
         nprobe = self._nprobe(breadth)
         faiss = _faiss()
@@ -171,7 +182,18 @@ class AnnIndex:
             params = faiss.SearchParametersIVF(nprobe=nprobe, sel=outside)
         else:
             params = faiss.SearchParametersIVF(nprobe=nprobe)
-        _, ids = self._index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        if probe is not None and len(probe.lists) >= nprobe:
+            # faiss's Python wrapper of search_preassigned takes no parameters (the skip): its C++ method does.
+            lists = np.ascontiguousarray(probe.lists[:nprobe], dtype=np.int64)
+            similarity = np.ascontiguousarray(probe.similarity[:nprobe], dtype=np.float32)
+            ids, dist = np.empty((1, k), dtype=np.int64), np.empty((1, k), dtype=np.float32)
+            ptr = faiss.swig_ptr
+            self._index.search_preassigned_c(
+                1, ptr(q), k, ptr(lists), ptr(similarity), ptr(dist), ptr(ids), False, params
+            )
+        else:
+            _, ids = self._index.search(q, k, params=params)
         found: np.ndarray = ids[0]
         return found[found >= 0]
 

@@ -15,7 +15,7 @@ import pandas as pd
 from rapidfuzz import fuzz, process, utils
 
 from recsys.name_index import NameIndex, NameIndexConfig
-from recsys.ranking import best_of
+from recsys.rule import best_of
 
 # Bumped whenever song_key, artist_keys or their grouping changes: snapshots keep the groups they computed under
 # this version (Snapshot's saved arrays) and a snapshot saved under another recomputes them at load.

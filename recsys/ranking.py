@@ -233,13 +233,13 @@ def _served(
     bonus = bonus if bonus is not None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     if snap.ann is not None and k > 0:
         want, breadth = 4 * k + len(exclude) + 8, 1.0
-        found, full, skip = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None
+        found, full, skip, probe = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None, None
         if cap > 0 and lead is not None and len(own := snap.artist_rows(np.array([lead]))) >= LEAD_SIZE * want:
-            found, full, skip, breadth = _lead(snap, query, own, lead, cap, exclude, bonus)
+            found, full, skip, breadth, probe = _lead(snap, query, own, lead, cap, exclude, bonus)
         while want < len(snap.track_z) // 4:
             # Artists the list has enough of are left out of the index's proposals (one artist can hold tens of
             # thousands of tracks nearer the query than any other artist's), kept among the earlier candidates.
-            fresh = snap.ann.search(query, want, breadth, skip)
+            fresh = snap.ann.search(query, want, breadth, skip, probe)
             found = np.union1d(found, fresh)
             cand = np.union1d(found, bonus[0])  # bonus rows are always candidates
             cosine = lists.adjust(snap.track_z[cand] @ query, snap.popularity[cand])
@@ -262,7 +262,7 @@ def _served(
                 # met the same, up to MAX_LEFT_OUT_WIDENING times as many.
                 full = np.union1d(full, newly_full)
                 skip = snap.left_out(full)
-                share = snap.ann.skipped_share(snap.ann.lists_scanned(query, breadth), skip)
+                share = snap.ann.skipped_share(snap.ann.probe(query, breadth).lists, skip)
                 breadth *= min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - share, 1e-9))
                 continue
             # Too few candidates survived the rule (versions, the artist cap: a neighbourhood can be one artist
@@ -277,21 +277,21 @@ def _served(
 
 def _lead(
     snap: Snapshot, query: np.ndarray, own: np.ndarray, lead: int, cap: int, exclude: np.ndarray, bonus: Bonus
-) -> tuple[np.ndarray, np.ndarray, ann.LeftOut, float]:
+) -> tuple[np.ndarray, np.ndarray, ann.LeftOut, float, ann.Probe]:
     """_served's start for an artist likely to fill the first round (its rows own): the artist left out of the
     index's proposals from the first round, as a second round would leave it out, and its best cap songs among
     the rows the search would meet (those in the lists it scans) scored exactly. (candidates, full artists, what
-    the search skips, the search's breadth)"""
+    the search skips, the search's breadth, the query's probe at the widest breadth)"""
     assert snap.ann is not None
     full = np.array([lead], dtype=np.int64)
     skip = snap.left_out(full)
-    lists = snap.ann.lists_scanned(query, MAX_LEFT_OUT_WIDENING)  # those of narrower searches first
-    share = snap.ann.skipped_share(lists[: snap.ann.probes(1.0)], skip)
+    probe = snap.ann.probe(query, MAX_LEFT_OUT_WIDENING)
+    share = snap.ann.skipped_share(probe.lists[: snap.ann.probes(1.0)], skip)
     breadth = min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - share, 1e-9))
-    near = snap.ann.rows_in(own, lists[: snap.ann.probes(breadth)], LEAD_ROWS)
+    near = snap.ann.rows_in(own, probe.lists[: snap.ann.probes(breadth)], LEAD_ROWS)
     scores = _with_bonus(near, snap.lists.adjust(snap.track_z[near] @ query, snap.popularity[near]), bonus)
-    mine = top_k(scores, cap, np.flatnonzero(np.isin(snap.songs[near], snap.songs[exclude])), snap.songs[near])
-    return np.sort(near[mine]), full, skip, breadth
+    mine, _ = best_of(near, scores, cap, exclude, snap.songs)
+    return np.sort(mine), full, skip, breadth, probe
 
 
 def _artists_at_cap(snap: Snapshot, rows: np.ndarray, cap: int, known: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ ranks with top_k.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 # _Picker walks this many candidates one by one before it shortens the rest of the walk (numpy calls cost more).
@@ -52,28 +54,29 @@ class _Picker:
     def walk(self, rows: np.ndarray, k: int) -> np.ndarray:
         """Positions in rows (best first) of the up to k rows the rule takes, in order."""
         seen, per_artist, taken = set(self._excluded.tolist()), dict[int, int](), list[int]()
-        # One row at a time, then only those the walk might take (shortlist): a few artists can hold most rows.
-        positions = np.arange(min(len(rows), SHORT_WALK))
-        for part in range(2):
-            for j in positions.tolist():
-                song = int(self._songs[rows[j]])
-                if song in seen:
+        for positions in self._batches(rows):
+            songs = self._songs[rows[positions]].tolist()
+            artists = self._artists[rows[positions]].tolist() if self._artists is not None else None
+            for n, j in enumerate(positions.tolist()):
+                if songs[n] in seen:
                     continue
-                if self._artists is not None:
-                    artist = int(self._artists[rows[j]])
-                    if per_artist.get(artist, 0) >= self._cap:
+                if artists is not None:
+                    if per_artist.get(artists[n], 0) >= self._cap:
                         continue
-                    per_artist[artist] = per_artist.get(artist, 0) + 1
-                seen.add(song)
+                    per_artist[artists[n]] = per_artist.get(artists[n], 0) + 1
+                seen.add(songs[n])
                 taken.append(j)
                 if len(taken) == k:
                     return np.array(taken, dtype=np.int64)
-            if part == 0 and len(rows) > SHORT_WALK:
-                positions = self._shortlist(rows)
-                positions = positions[positions >= SHORT_WALK]
-            else:
-                break
         return np.array(taken, dtype=np.int64)
+
+    def _batches(self, rows: np.ndarray) -> Iterator[np.ndarray]:
+        """The positions walk visits: the first SHORT_WALK rows, then the later ones of the shortlist (computed only
+        when the walk gets there; a few artists can hold most rows)."""
+        yield np.arange(min(len(rows), SHORT_WALK))
+        if len(rows) > SHORT_WALK:
+            positions = self._shortlist(rows)
+            yield positions[positions >= SHORT_WALK]
 
     def _shortlist(self, rows: np.ndarray) -> np.ndarray:
         """Positions in rows (best first) of those a walk might take, in order: a walk over them takes what a walk

@@ -34,7 +34,8 @@ from recsys.evaluation.metrics import (
 )
 from recsys.evaluation.splits import Split, SplitConfig, make_split
 from recsys.names import artist_groups, song_groups
-from recsys.ranking import UNCAPPED, ListConfig, top_k
+from recsys.ranking import UNCAPPED, ListConfig
+from recsys.rule import top_k
 
 log = logging.getLogger(__name__)
 

@@ -151,21 +151,26 @@ def test_skipped_rows_are_never_proposed_and_their_share_of_the_scanned_lists_is
     got = index.search(query, 50, skip=index.left_out(mates))
     assert len(got) == 50 and not np.isin(got, mates).any()
     assert set(index.search(query, 50).tolist()) & set(mates.tolist())  # without the skip they come first
-    lists = index.lists_scanned(query, 1)
+    # A search given the query's probe (of its breadth or wider) reads those lists and finds the same.
+    wide, skip = index.probe(query, 4), index.left_out(mates)
+    for breadth in (1, 2, 4):
+        for left_out in (None, skip):
+            plain = index.search(query, 50, breadth, left_out)
+            assert index.search(query, 50, breadth, left_out, wide).tolist() == plain.tolist()
+    lists = index.probe(query, 1).lists
     assert index.skipped_share(lists, index.left_out(np.zeros(0, dtype=np.int64))) == 0.0
     assert index.skipped_share(lists, index.left_out(np.arange(4000))) == 1.0
     # Every list scanned at full breadth: the share is the skipped rows' share of the catalogue.
-    assert index.skipped_share(index.lists_scanned(query, 4), index.left_out(mates)) == pytest.approx(len(mates) / 4000)
+    assert index.skipped_share(index.probe(query, 4).lists, index.left_out(mates)) == pytest.approx(len(mates) / 4000)
 
 
 def test_rows_in_lists_are_those_a_search_of_them_meets_nearest_lists_first() -> None:
     pytest.importorskip("faiss")
     z = planted_arrays()["track_z"]
     index = AnnIndex.build(z, SMALL_ANN)
-    lists = index.lists_scanned(z[0], 2)
+    lists = index.probe(z[0], 2).lists
     assert (
-        len(lists) == index.probes(2) == 16
-        and lists[: index.probes(1)].tolist() == index.lists_scanned(z[0], 1).tolist()
+        len(lists) == index.probes(2) == 16 and lists[: index.probes(1)].tolist() == index.probe(z[0], 1).lists.tolist()
     )
     rows = np.arange(0, 4000, 2)
     held = index.rows_in(rows, lists, limit=4000)
@@ -343,7 +348,9 @@ def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(m
     calls = []
     search = deep.ann.search
     monkeypatch.setattr(
-        deep.ann, "search", lambda q, n, breadth=1, skip=None: calls.append(n) or search(q, n, breadth, skip)
+        deep.ann,
+        "search",
+        lambda q, n, breadth=1, skip=None, probe=None: calls.append(n) or search(q, n, breadth, skip, probe),
     )
     queries = arrays["track_ids"][::200].tolist()
     for tid in queries:
@@ -372,9 +379,11 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     searches: list[bool] = []  # whether each index search left rows out
     search = giant.ann.search
 
-    def counted(q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None) -> np.ndarray:
+    def counted(
+        q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None, probe: ann.Probe | None = None
+    ) -> np.ndarray:
         searches.append(skip is not None)
-        return search(q, n, breadth, skip)
+        return search(q, n, breadth, skip, probe)
 
     monkeypatch.setattr(giant.ann, "search", counted)
     scans = []
