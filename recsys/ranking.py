@@ -291,7 +291,7 @@ def _lead(
     near = snap.ann.rows_in(own, probe.lists[: snap.ann.probes(breadth)], LEAD_ROWS)
     scores = _with_bonus(near, snap.lists.adjust(snap.track_z[near] @ query, snap.popularity[near]), bonus)
     mine, _ = best_of(near, scores, cap, exclude, snap.songs)
-    return np.sort(mine), full, skip, breadth, probe
+    return np.sort(np.asarray(mine, dtype=np.int64)), full, skip, breadth, probe
 
 
 def _artists_at_cap(snap: Snapshot, rows: np.ndarray, cap: int, known: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys import ann
+from recsys import ann, ranking
 from recsys.ann import AnnConfig, AnnIndex
 from recsys.name_index import NameIndexConfig
 from recsys.ranking import top_k
@@ -366,8 +366,6 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("faiss")
-    from recsys import ranking
-
     arrays = planted_arrays()
     # One artist holds every track of clusters 0-34 (~3500 of 4000): with one song per artist, a query there has
     # thousands of that artist's tracks nearer than any other artist's. The other tracks each have their own artist.
@@ -402,6 +400,25 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     # The query's own artist is left out from the first index search (its best song scored exactly): one search each.
     assert searches == [True] * len(queries)
     assert np.mean(recalls) >= 0.95
+
+
+def test_a_large_artist_with_no_song_in_the_lists_scanned_leaves_the_list_to_other_artists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("faiss")
+    # The query's artist (one of 35 clusters' 3,500 tracks) is left out from the first round; when none of its
+    # other songs lies in the lists scanned, it has a song in the list only through the playlists' bonus.
+    arrays = planted_arrays()
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
+    giant = _snapshot(SMALL_ANN, arrays)
+    assert giant.ann is not None
+    monkeypatch.setattr(giant.ann, "rows_in", lambda rows, lists, limit: rows[:0])
+    query = next(f"t{i}" for i, c in enumerate(cluster) if c < 35)
+    got = giant.similar_tracks(query, k=10)
+    assert len({t.artist for t in got}) == len(got) == 10
+    bonus_rows = set(ranking.playlist_bonus(giant, giant.track_z[giant._idx(query)])[0].tolist())
+    assert all(giant._idx(t.track_id) in bonus_rows for t in got if t.artist == "giant")
 
 
 def test_a_narrow_index_still_finds_the_nearest_playlists_and_tracks() -> None:
