@@ -129,6 +129,14 @@ def test_a_left_out_artist_set_marks_exactly_its_rows_and_is_built_once() -> Non
     assert snap.left_out(groups.copy()) is left  # the next query of these artists reuses it
 
 
+@pytest.mark.parametrize("count", [0, 1, 9, 50, 2000, 9000])
+def test_a_bitmap_marks_exactly_its_rows_whether_few_or_many(count: int) -> None:
+    n = 10_001  # few rows (under n / 256) are set bit by bit, more through a mask
+    rows = np.sort(np.random.default_rng(count).choice(n, count, replace=False))
+    bits = ann._bitmap(rows, n)
+    assert len(bits) == 1251 and np.flatnonzero(np.unpackbits(bits, bitorder="little")).tolist() == rows.tolist()
+
+
 def test_a_query_scanned_by_all_threads_gets_what_one_thread_gets() -> None:
     pytest.importorskip("faiss")
     z = planted_arrays()["track_z"]
