@@ -370,15 +370,21 @@ def test_a_one_artist_deep_neighbourhood_widens_the_index_search_in_few_rounds(m
     assert len(calls) <= 2 * len(queries)
 
 
+def _giant_arrays() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """planted_arrays where one artist holds every track of clusters 0-34 (~3500 of 4000): with one song per artist, a
+    query there has thousands of that artist's tracks nearer than any other artist's. The other tracks each have
+    their own artist. (arrays, each track's cluster)"""
+    arrays = planted_arrays()
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
+    return arrays, cluster
+
+
 def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search_not_scanned_past(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pytest.importorskip("faiss")
-    arrays = planted_arrays()
-    # One artist holds every track of clusters 0-34 (~3500 of 4000): with one song per artist, a query there has
-    # thousands of that artist's tracks nearer than any other artist's. The other tracks each have their own artist.
-    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
-    arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
+    arrays, cluster = _giant_arrays()
     giant = _snapshot(SMALL_ANN, arrays)
     plain = _snapshot(NO_ANN, arrays)
     assert giant.ann is not None
@@ -416,9 +422,7 @@ def test_a_large_artist_with_no_song_in_the_lists_scanned_leaves_the_list_to_oth
     pytest.importorskip("faiss")
     # The query's artist (one of 35 clusters' 3,500 tracks) is left out from the first round; when none of its
     # other songs lies in the lists scanned, it has a song in the list only through the playlists' bonus.
-    arrays = planted_arrays()
-    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
-    arrays["track_artists"] = np.array([("giant" if c < 35 else f"solo {i}") for i, c in enumerate(cluster)])
+    arrays, cluster = _giant_arrays()
     giant = _snapshot(SMALL_ANN, arrays)
     assert giant.ann is not None
     monkeypatch.setattr(giant.ann, "rows_in", lambda rows, lists, limit: rows[:0])
