@@ -129,16 +129,10 @@ class AnnIndex:
         total = int(self._list_sizes[lists].sum())
         return float(skip.per_list[lists].sum()) / total if total else 0.0
 
-    def rows_in(self, rows: np.ndarray, lists: np.ndarray, limit: int) -> np.ndarray:
-        """Those of rows that these lists (nearest first) hold, in order: what a search scanning them meets of rows;
-        past limit rows, only those of the nearest lists."""
-        rank = np.full(len(self._list_sizes), len(lists), dtype=np.int64)
-        rank[lists] = np.arange(len(lists))
-        of_rows = rank[self._list_of[rows]]
-        held = np.flatnonzero(of_rows < len(lists))
-        if len(held) > limit:
-            held = held[np.argpartition(of_rows[held], limit - 1)[:limit]]
-        return rows[np.sort(held)]
+    @property
+    def list_of(self) -> np.ndarray:
+        """The list holding each row. [n] int32"""
+        return self._list_of
 
     @classmethod
     def build(cls, vectors: np.ndarray, config: AnnConfig | None = None) -> AnnIndex:
@@ -219,6 +213,19 @@ def cached_left_out(
         return index.left_out(rows_of(np.array(groups, dtype=np.int64)))
 
     return left_out
+
+
+def rows_in(rows: np.ndarray, row_lists: np.ndarray, lists: np.ndarray, limit: int) -> np.ndarray:
+    """Those of rows (sorted by the list holding each, row_lists) that these lists (nearest first) hold, sorted: what a
+    search scanning them meets of rows. Past limit rows, those of the nearest lists (the farthest list taken in part,
+    its first rows). Binary searches per list: an artist can hold tens of thousands of rows."""
+    lo, hi = np.searchsorted(row_lists, lists, "left"), np.searchsorted(row_lists, lists, "right")
+    sizes = hi - lo
+    ends = np.cumsum(sizes)
+    taken = int(np.searchsorted(ends, limit)) + 1  # lists up to the one that reaches limit rows
+    lo, sizes, ends = lo[:taken], sizes[:taken], ends[:taken]
+    at = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(lo - (ends - sizes), sizes)  # [their rows]
+    return np.sort(rows[at[:limit]])
 
 
 def _lists_of(index: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -38,15 +38,19 @@ MAX_LEFT_OUT_ARTISTS = 64
 # 2 -> 2.5 ms, 0.959; no widening -> 2.0 ms, 0.953, and a planted one-artist catalogue (tests/recsys/test_ann.py)
 # lost a query's answer.
 MAX_LEFT_OUT_WIDENING = 2.0
-# A similar song's own artist, when it has this many times the first round's proposals in tracks, is left out of the
-# index's proposals from the first round (with one song per artist it would fill them and take a second round), and
-# its best song is scored exactly. At 2.26M synthetic tracks (bench/bench_scale_serving.py's catalogue and 1,000
-# queries, ad hoc, fastest of 3 runs): a third of the queries took two rounds, all of artists with 100+ tracks, and
-# their median fell from ~2.9 to ~2.1 ms; at 1 instead of 2, queries of artists with 50-100 tracks (most took one
-# round) went from 1.9 to 2.8 ms.
-LEAD_SIZE = 2
-# ... and at most this many of its tracks, those in the lists nearest the query, are scored (an artist can hold tens
-# of thousands: scoring them all took longer than a second round).
+# A similar song's own artist (one song per artist) can fill the index's nearest proposals with its own tracks and
+# leave too few of other artists, so a second round leaves it out: at 2.26M synthetic tracks a third of the queries
+# did, each costing two searches. Instead the first round asks for as many more proposals as the artist has tracks,
+# when it has at most LEAD_PROBE_MIN; a larger artist's tracks in the lists the first round scans are counted (from
+# the query's probe, which the search then reads), and the round asks for that many more, up to LEAD_ASK; past it,
+# the artist is left out of the proposals from the first round and its best song is scored exactly (_lead).
+# bench/bench_scale_serving.py's 2.26M-track catalogue and 1,000 queries (ad hoc, in one process against the code
+# before, fastest of 3 runs each): p99 2.20 -> 1.75 ms, p90 1.72 -> 1.48 ms, recall@10 0.960 both. LEAD_ASK 64, 256
+# and 1024 gave p99 2.23, 2.27 and 2.25 ms in noisier runs (the code before: 2.85, 2.81 and 2.74 ms in the same runs).
+LEAD_PROBE_MIN = 64
+LEAD_ASK = 128
+# ... and at most this many of a left-out artist's tracks, those in the lists nearest the query, are scored (an artist
+# can hold tens of thousands). 512: recall@10 0.960 -> 0.959, p99 -0.06 ms.
 LEAD_ROWS = 2048
 
 
@@ -234,8 +238,8 @@ def _served(
     if snap.ann is not None and k > 0:
         want, breadth = 4 * k + len(exclude) + 8, 1.0
         found, full, skip, probe = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), None, None
-        if cap > 0 and lead is not None and len(own := snap.artist_rows(np.array([lead]))) >= LEAD_SIZE * want:
-            found, full, skip, breadth, probe = _lead(snap, query, own, lead, cap, exclude, bonus)
+        if cap > 0 and lead is not None:
+            want, breadth, found, full, skip, probe = _lead(snap, query, lead, want, cap, exclude, bonus)
         while want < len(snap.track_z) // 4:
             # Artists the list has enough of are left out of the index's proposals (one artist can hold tens of
             # thousands of tracks nearer the query than any other artist's), kept among the earlier candidates.
@@ -276,22 +280,27 @@ def _served(
 
 
 def _lead(
-    snap: Snapshot, query: np.ndarray, own: np.ndarray, lead: int, cap: int, exclude: np.ndarray, bonus: Bonus
-) -> tuple[np.ndarray, np.ndarray, ann.LeftOut, float, ann.Probe]:
-    """_served's start for an artist likely to fill the first round (its rows own): the artist left out of the
-    index's proposals from the first round, as a second round would leave it out, and its best cap songs among
-    the rows the search would meet (those in the lists it scans) scored exactly. (candidates, full artists, what
-    the search skips, the search's breadth, the query's probe at the widest breadth)"""
+    snap: Snapshot, query: np.ndarray, lead: int, want: int, cap: int, exclude: np.ndarray, bonus: Bonus
+) -> tuple[int, float, np.ndarray, np.ndarray, ann.LeftOut | None, ann.Probe | None]:
+    """_served's first round for a similar song's own artist (lead), whose tracks may fill the index's proposals: as
+    many more proposals as it has tracks there (LEAD_PROBE_MIN, LEAD_ASK), or it left out of them, with its best cap
+    songs among its tracks the search would meet (those in the lists it scans) scored exactly. (the proposals to ask
+    for, the search's breadth, candidates, artists left out, what the search skips, the query's probe)"""
     assert snap.ann is not None
+    none = np.zeros(0, dtype=np.int64)
+    if (size := snap.artist_size(lead)) <= LEAD_PROBE_MIN:
+        return want + size, 1.0, none, none, None, None
+    probe = snap.ann.probe(query, MAX_LEFT_OUT_WIDENING)
+    first = probe.lists[: snap.ann.probes(1.0)]
+    if (met := len(snap.artist_in_lists(lead, first, LEAD_ASK + 1))) <= LEAD_ASK:
+        return want + met, 1.0, none, none, None, probe
     full = np.array([lead], dtype=np.int64)
     skip = snap.left_out(full)
-    probe = snap.ann.probe(query, MAX_LEFT_OUT_WIDENING)
-    share = snap.ann.skipped_share(probe.lists[: snap.ann.probes(1.0)], skip)
-    breadth = min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - share, 1e-9))
-    near = snap.ann.rows_in(own, probe.lists[: snap.ann.probes(breadth)], LEAD_ROWS)
+    breadth = min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - snap.ann.skipped_share(first, skip), 1e-9))
+    near = snap.artist_in_lists(lead, probe.lists[: snap.ann.probes(breadth)], LEAD_ROWS)
     scores = _with_bonus(near, snap.lists.adjust(snap.track_z[near] @ query, snap.popularity[near]), bonus)
     mine, _ = best_of(near, scores, cap, exclude, snap.songs)
-    return np.sort(np.asarray(mine, dtype=np.int64)), full, skip, breadth, probe
+    return want, breadth, np.sort(np.asarray(mine, dtype=np.int64)), full, skip, probe
 
 
 def _artists_at_cap(snap: Snapshot, rows: np.ndarray, cap: int, known: np.ndarray) -> np.ndarray:

@@ -125,11 +125,16 @@ class Snapshot:
         )
         artists = _saved_groups(arrays, ARTISTS_KEY, num_tracks)
         self.artist_groups: np.ndarray = artist_groups(self.track_artists.tolist()) if artists is None else artists
-        self._artist_ptr, self._artist_rows = grouped(
-            self.artist_groups, np.arange(num_tracks), int(self.artist_groups.max(initial=-1)) + 1
-        )
         # Large catalogues: an approximate index proposes top-k candidates (None: exact search, as for 28k tracks).
         self.ann = ann.index_for(self.track_z, arrays.get(ann.INDEX_KEY), ann_config)
+        # An artist's rows, by the index's list that holds them when there is an index (artist_in_lists reads them).
+        self._artist_ptr, self._artist_rows = grouped(
+            self.artist_groups,
+            np.arange(num_tracks),
+            int(self.artist_groups.max(initial=-1)) + 1,
+            within=self.ann.list_of if self.ann is not None else None,
+        )
+        self._artist_lists = self.ann.list_of[self._artist_rows] if self.ann is not None else None
         self._left_out = ann.cached_left_out(self.ann, self.artist_rows) if self.ann is not None else None
         # The same over playlists (the Million Playlist Dataset has a million): similar songs' nearest playlists.
         self.playlist_ann = ann.index_for(self.playlist_z, arrays.get(ann.PLAYLIST_INDEX_KEY), ann_config)
@@ -222,6 +227,18 @@ class Snapshot:
             [self._artist_rows[self._artist_ptr[g] : self._artist_ptr[g + 1]] for g in groups.tolist()]
             or [np.zeros(0, dtype=np.int64)]
         )
+
+    def artist_size(self, group: int) -> int:
+        """How many tracks an artist group has."""
+        return int(self._artist_ptr[group + 1] - self._artist_ptr[group])
+
+    def artist_in_lists(self, group: int, lists: np.ndarray, limit: int) -> np.ndarray:
+        """An artist group's rows that the track index's lists hold (nearest first, a Probe's), sorted: what a search
+        scanning them meets of the artist; past limit rows, those of the nearest lists."""
+        if self.ann is None or self._artist_lists is None:
+            raise RecsysError("this snapshot has no approximate index")
+        lo, hi = self._artist_ptr[group], self._artist_ptr[group + 1]
+        return ann.rows_in(self._artist_rows[lo:hi], self._artist_lists[lo:hi], lists, limit)
 
     def left_out(self, groups: np.ndarray) -> ann.LeftOut:
         """These artist groups' rows in the form the track index leaves them out of a search (snapshots with one)."""

@@ -101,7 +101,10 @@ def positions(ids: np.ndarray, what: str) -> dict[str, int]:
     return pos
 
 
-def grouped(keys: np.ndarray, values: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ptr [groups + 1], values sorted by key): group g's values are values[ptr[g]:ptr[g + 1]]."""
-    order = np.argsort(keys, kind="stable")
+def grouped(
+    keys: np.ndarray, values: np.ndarray, groups: int, within: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ptr [groups + 1], values sorted by key): group g's values are values[ptr[g]:ptr[g + 1]], in their order or,
+    given within (a second key per value [n]), by it."""
+    order = np.argsort(keys, kind="stable") if within is None else np.lexsort((within, keys))
     return np.searchsorted(keys[order], np.arange(groups + 1)), values[order]

@@ -12,6 +12,7 @@ import pytest
 
 from recsys import ann, ranking
 from recsys.ann import AnnConfig, AnnIndex
+from recsys.errors import RecsysError
 from recsys.name_index import NameIndexConfig
 from recsys.ranking import top_k
 from recsys.snapshot import Snapshot, SnapshotInfo
@@ -181,14 +182,38 @@ def test_rows_in_lists_are_those_a_search_of_them_meets_nearest_lists_first() ->
         len(lists) == index.probes(2) == 16 and lists[: index.probes(1)].tolist() == index.probe(z[0], 1).lists.tolist()
     )
     rows = np.arange(0, 4000, 2)
-    held = index.rows_in(rows, lists, limit=4000)
-    assert held.tolist() == [r for r in rows.tolist() if index._list_of[r] in set(lists.tolist())]
+    by_list = rows[np.argsort(index.list_of[rows], kind="stable")]  # sorted by their list, as the snapshot keeps them
+    held = ann.rows_in(by_list, index.list_of[by_list], lists, limit=4000)
+    assert held.tolist() == [r for r in rows.tolist() if index.list_of[r] in set(lists.tolist())]
     assert set(index.search(z[0], 4000, 2).tolist()) & set(rows.tolist()) == set(held.tolist())  # what it meets
-    few = index.rows_in(rows, lists, limit=50)
     rank = {int(lst): i for i, lst in enumerate(lists)}
-    kept = [rank[index._list_of[r]] for r in few.tolist()]
-    dropped = [rank[index._list_of[r]] for r in set(held.tolist()) - set(few.tolist())]
-    assert len(few) == 50 and np.all(np.diff(few) > 0) and max(kept) <= min(dropped)
+    for limit in (1, 50, len(held) - 1, len(held), len(held) + 1):
+        few = ann.rows_in(by_list, index.list_of[by_list], lists, limit=limit)
+        kept = [rank[index.list_of[r]] for r in few.tolist()]
+        dropped = [rank[index.list_of[r]] for r in set(held.tolist()) - set(few.tolist())]
+        assert len(few) == min(limit, len(held)) and np.all(np.diff(few) > 0)
+        assert max(kept) <= min(dropped, default=len(lists))  # the nearest lists' rows first
+    # No rows, or none in the lists: nothing.
+    assert ann.rows_in(by_list[:0], index.list_of[by_list[:0]], lists, 50).tolist() == []
+    elsewhere = by_list[~np.isin(index.list_of[by_list], lists)]
+    assert ann.rows_in(elsewhere, index.list_of[elsewhere], lists, 50).tolist() == []
+
+
+def test_an_artists_tracks_in_lists_are_those_of_its_rows_the_lists_hold() -> None:
+    pytest.importorskip("faiss")
+    arrays = planted_arrays()
+    arrays["track_artists"] = np.array([f"artist {i % 7}" for i in range(4000)])  # ~570 tracks each
+    snap = _snapshot(SMALL_ANN, arrays)
+    assert snap.ann is not None
+    lists = snap.ann.probe(snap.track_z[0], 2).lists
+    for group in range(7):
+        mine = np.flatnonzero(snap.artist_groups == group)
+        held = mine[np.isin(snap.ann.list_of[mine], lists)]
+        assert snap.artist_in_lists(group, lists, 4000).tolist() == held.tolist()
+        few = snap.artist_in_lists(group, lists, 20)
+        assert len(few) == 20 and set(few.tolist()) <= set(held.tolist())
+    with pytest.raises(RecsysError, match="no approximate index"):
+        _snapshot(NO_ANN, arrays).artist_in_lists(0, lists, 20)
 
 
 def test_index_is_saved_with_the_snapshot_and_reused(
@@ -416,6 +441,40 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     assert np.mean(recalls) >= 0.95
 
 
+@pytest.mark.parametrize("members", [50, 100])
+def test_an_artist_filling_the_nearest_tracks_takes_one_index_search_without_leaving_it_out(
+    monkeypatch: pytest.MonkeyPatch, members: int
+) -> None:
+    pytest.importorskip("faiss")
+    # One artist's `members` tracks make up one cluster, the nearest tracks to a query of it; the other tracks each
+    # have their own artist. With one song per artist, a first round of the usual ~50 proposals would be
+    # mostly that artist's and take a second one: it asks for as many more as the artist holds there instead.
+    arrays = planted_arrays()
+    cluster = np.random.default_rng(0).integers(0, 40, 4000)  # planted_arrays' first draw: the clusters
+    band, rest = np.flatnonzero(cluster == 0)[:members], np.flatnonzero(cluster == 0)[members:]
+    assert len(band) == members and ranking.LEAD_PROBE_MIN < 100 <= ranking.LEAD_ASK  # both ways of asking
+    arrays["track_z"][rest] = arrays["track_z"][np.flatnonzero(cluster == 1)[: len(rest)]]  # the cluster: the band
+    arrays["track_artists"] = np.array([f"solo {i}" for i in range(4000)])
+    arrays["track_artists"][band] = "band"
+    snap, plain = _snapshot(SMALL_ANN, arrays), _snapshot(NO_ANN, arrays)
+    assert snap.ann is not None
+    searches: list[bool] = []  # whether each index search left rows out
+    search = snap.ann.search
+
+    def counted(
+        q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None, probe: ann.Probe | None = None
+    ) -> np.ndarray:
+        searches.append(skip is not None)
+        return search(q, n, breadth, skip, probe)
+
+    monkeypatch.setattr(snap.ann, "search", counted)
+    for row in band[::10].tolist():
+        got = snap.similar_tracks(f"t{row}", k=10)
+        assert [t.track_id for t in got] == [t.track_id for t in plain.similar_tracks(f"t{row}", k=10)]
+        assert sum(t.artist == "band" for t in got) <= 1
+    assert searches == [False] * len(band[::10])
+
+
 def test_a_large_artist_with_no_song_in_the_lists_scanned_leaves_the_list_to_other_artists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -425,7 +484,7 @@ def test_a_large_artist_with_no_song_in_the_lists_scanned_leaves_the_list_to_oth
     arrays, cluster = _giant_arrays()
     giant = _snapshot(SMALL_ANN, arrays)
     assert giant.ann is not None
-    monkeypatch.setattr(giant.ann, "rows_in", lambda rows, lists, limit: rows[:0])
+    monkeypatch.setattr(ann, "rows_in", lambda rows, row_lists, lists, limit: rows[:0])
     query = next(f"t{i}" for i, c in enumerate(cluster) if c < 35)
     got = giant.similar_tracks(query, k=10)
     assert len({t.artist for t in got}) == len(got) == 10
