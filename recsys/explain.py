@@ -31,7 +31,7 @@ def reasons(snap: Snapshot, picks: list[int], seeds: np.ndarray, near: np.ndarra
     once."""
     seed_artists = set(snap.artist_groups[seeds].tolist())
     shared_with_seeds = SharedPlaylists(snap, seeds)
-    fits = _nearest_named_playlist(snap, near if near is not None else np.zeros(0, dtype=np.int64))
+    fits = _nearest_named_playlist(snap, near if near is not None else np.zeros(0, dtype=np.int64), picks)
     centre = snap.audio[seeds].mean(axis=0) if len(seeds) else None
     out: list[str | None] = []
     for idx in picks:
@@ -74,13 +74,19 @@ class SharedPlaylists:
         return int(np.count_nonzero(self._mask[theirs]))
 
 
-def _nearest_named_playlist(snap: Snapshot, near: np.ndarray) -> dict[int, str]:
-    """Per track row in any of the near playlist rows (nearest first) that have a name: the nearest one's name."""
-    out: dict[int, str] = {}
-    for p in near[::-1].tolist():  # the nearer playlists write last
-        if name := str(snap.playlist_names[p]):
-            out.update(dict.fromkeys(snap.playlist_rows(p).tolist(), name))
-    return out
+def _nearest_named_playlist(snap: Snapshot, near: np.ndarray, picks: list[int]) -> dict[int, str]:
+    """Per picked row in any of the near playlist rows (nearest first) that have a name: the nearest one's name."""
+    named = [p for p in near.tolist() if str(snap.playlist_names[p])]
+    if not named or not picks:
+        return {}
+    members = [snap.playlist_rows(p) for p in named]
+    rows = np.concatenate(members)
+    owner = np.repeat(np.arange(len(named)), [len(m) for m in members])  # nearest first
+    wanted = np.sort(np.asarray(picks, dtype=rows.dtype))
+    hit = wanted[np.minimum(np.searchsorted(wanted, rows), len(wanted) - 1)] == rows  # np.isin: twice as long
+    found, first = np.unique(rows[hit], return_index=True)  # each picked row's first, nearest, playlist
+    nearest = owner[hit][first].tolist()
+    return {r: str(snap.playlist_names[named[o]]) for r, o in zip(found.tolist(), nearest, strict=True)}
 
 
 def liked_reasons(snap: Snapshot, picks: list[int], likes: np.ndarray) -> list[str | None]:

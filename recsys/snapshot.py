@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,17 +254,26 @@ class Snapshot:
 
     def result(self, idx: int, score: float, reason: str | None = None) -> Track:
         """The Track record of a row."""
-        year, pop = self.years[idx], self.popularity[idx]
-        return Track(
-            track_id=str(self.track_ids[idx]),
-            name=str(self.track_names[idx]),
-            artist=str(self.track_artists[idx]),
-            album=str(self.album_names[idx]),
-            year=None if np.isnan(year) else int(year),
-            popularity=None if np.isnan(pop) else float(pop),
-            score=float(score),
-            reason=reason,
-        )
+        return self.results([idx], [score], [reason])[0]
+
+    def results(self, rows: Sequence[int], scores: Sequence[float], reasons: Sequence[str | None]) -> list[Track]:
+        """The Track records of rows, each with its score and reason (read column by column: a list is one call)."""
+        at = np.asarray(rows, dtype=np.int64)
+        columns = (self.track_ids, self.track_names, self.track_artists, self.album_names, self.years, self.popularity)
+        ids, names, artists, albums, years, pops = (c[at].tolist() for c in columns)
+        return [
+            Track(
+                track_id=str(ids[n]),
+                name=str(names[n]),
+                artist=str(artists[n]),
+                album=str(albums[n]),
+                year=None if math.isnan(years[n]) else int(years[n]),
+                popularity=None if math.isnan(pops[n]) else float(pops[n]),
+                score=float(score),
+                reason=reason,
+            )
+            for n, (score, reason) in enumerate(zip(scores, reasons, strict=True))
+        ]
 
     def track(self, track_id: str) -> Track:
         """Metadata of one track (score 0)."""
@@ -305,7 +315,7 @@ class Snapshot:
 
     def _tracks(self, picks: ranking.Picks, reasons: list[str | None]) -> list[Track]:
         rows, scores = picks
-        return [self.result(i, s, r) for i, s, r in zip(rows, scores.tolist(), reasons, strict=True)]
+        return self.results(rows, scores.tolist(), reasons)
 
     def similar_tracks(self, track_id: str, k: int = 10) -> list[Track]:
         """The k songs most similar to the track (recsys.ranking.similar_scores: the embeddings' cosine plus the songs

@@ -212,3 +212,24 @@ def test_song_and_artist_groups_are_saved_and_not_recomputed_at_load(
     assert calls == ["songs", "artists"]
     assert np.array_equal(again.songs, demo_snapshot.songs)
     assert np.array_equal(again.artist_groups, demo_snapshot.artist_groups)
+
+
+def test_result_records_read_each_row_and_say_none_for_an_unknown_year_or_popularity(
+    demo_snapshot: recsys.Snapshot,
+) -> None:
+    arrays = dict(demo_snapshot._arrays)
+    years, popularity = arrays["years"].copy(), arrays["popularity"].copy()
+    years[0], popularity[1] = np.nan, np.nan
+    snap = recsys.Snapshot(arrays | {"years": years, "popularity": popularity}, demo_snapshot.info)
+    first, second = snap.results([0, 1], [0.5, 0.25], ["why", None])
+    assert (first.track_id, first.name, first.artist) == (
+        str(snap.track_ids[0]),
+        str(snap.track_names[0]),
+        str(snap.track_artists[0]),
+    )
+    assert first.year is None and first.popularity == float(popularity[0]) and first.reason == "why"
+    assert second.popularity is None and second.year == int(years[1]) and isinstance(second.year, int)
+    assert (first.score, second.score, second.album) == (0.5, 0.25, str(snap.album_names[1]))
+    # A list's records are the rows' one by one.
+    recs = snap.similar_tracks(str(snap.track_ids[2]), k=5)
+    assert recs == [snap.result(snap._idx(r.track_id), r.score, r.reason) for r in recs]
