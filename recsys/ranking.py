@@ -44,13 +44,14 @@ MAX_LEFT_OUT_WIDENING = 2.0
 # when it has at most LEAD_PROBE_MIN; a larger artist's tracks in the lists the first round scans are counted (from
 # the query's probe, which the search then reads), and the round asks for that many more, up to LEAD_ASK; past it,
 # the artist is left out of the proposals from the first round and its best song is scored exactly (_lead).
-# bench/bench_scale_serving.py's 2.26M-track catalogue and 1,000 queries (ad hoc, in one process against the code
-# before, fastest of 3 runs each): p99 2.20 -> 1.75 ms, p90 1.72 -> 1.48 ms, recall@10 0.960 both. LEAD_ASK 64, 256
-# and 1024 gave p99 2.23, 2.27 and 2.25 ms in noisier runs (the code before: 2.85, 2.81 and 2.74 ms in the same runs).
+# `python bench/compare_serving.py e045963` (the code before; bench_scale_serving.py's 2.26M-track catalogue, 1,000
+# queries, fastest of 3 runs each): p99 2.49 -> 1.91 ms, p90 1.87 -> 1.58 ms, recall@10 0.960 both. With LEAD_ASK
+# edited to 64, 256 and 1024, the same comparison read p99 2.23, 2.27 and 2.25 ms in noisier runs (the code before:
+# 2.85, 2.81 and 2.74 ms in the same runs).
 LEAD_PROBE_MIN = 64
 LEAD_ASK = 128
 # ... and at most this many of a left-out artist's tracks, those in the lists nearest the query, are scored (an artist
-# can hold tens of thousands). 512: recall@10 0.960 -> 0.959, p99 -0.06 ms.
+# can hold tens of thousands). 512 (the same comparison): recall@10 0.960 -> 0.959, p99 -0.06 ms.
 LEAD_ROWS = 2048
 
 
