@@ -405,6 +405,22 @@ def _giant_arrays() -> tuple[dict[str, np.ndarray], np.ndarray]:
     return arrays, cluster
 
 
+def _searches(snap: Snapshot, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The snapshot's index searches from now on, as they happen: whether each left rows out."""
+    assert snap.ann is not None
+    searches: list[bool] = []
+    search = snap.ann.search
+
+    def counted(
+        q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None, probe: ann.Probe | None = None
+    ) -> np.ndarray:
+        searches.append(skip is not None)
+        return search(q, n, breadth, skip, probe)
+
+    monkeypatch.setattr(snap.ann, "search", counted)
+    return searches
+
+
 def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search_not_scanned_past(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -413,16 +429,7 @@ def test_an_artist_holding_most_of_the_catalogue_is_left_out_of_the_index_search
     giant = _snapshot(SMALL_ANN, arrays)
     plain = _snapshot(NO_ANN, arrays)
     assert giant.ann is not None
-    searches: list[bool] = []  # whether each index search left rows out
-    search = giant.ann.search
-
-    def counted(
-        q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None, probe: ann.Probe | None = None
-    ) -> np.ndarray:
-        searches.append(skip is not None)
-        return search(q, n, breadth, skip, probe)
-
-    monkeypatch.setattr(giant.ann, "search", counted)
+    searches = _searches(giant, monkeypatch)
     scans = []
     exact_pick = ranking.pick
     monkeypatch.setattr(ranking, "pick", lambda *a, **kw: scans.append(1) or exact_pick(*a, **kw))
@@ -458,16 +465,7 @@ def test_an_artist_filling_the_nearest_tracks_takes_one_index_search_without_lea
     arrays["track_artists"][band] = "band"
     snap, plain = _snapshot(SMALL_ANN, arrays), _snapshot(NO_ANN, arrays)
     assert snap.ann is not None
-    searches: list[bool] = []  # whether each index search left rows out
-    search = snap.ann.search
-
-    def counted(
-        q: np.ndarray, n: int, breadth: float = 1, skip: ann.LeftOut | None = None, probe: ann.Probe | None = None
-    ) -> np.ndarray:
-        searches.append(skip is not None)
-        return search(q, n, breadth, skip, probe)
-
-    monkeypatch.setattr(snap.ann, "search", counted)
+    searches = _searches(snap, monkeypatch)
     for row in band[::10].tolist():
         got = snap.similar_tracks(f"t{row}", k=10)
         assert [t.track_id for t in got] == [t.track_id for t in plain.similar_tracks(f"t{row}", k=10)]
