@@ -39,19 +39,20 @@ MAX_LEFT_OUT_ARTISTS = 64
 # lost a query's answer.
 MAX_LEFT_OUT_WIDENING = 2.0
 # A similar song's own artist (one song per artist) can fill the index's nearest proposals with its own tracks and
-# leave too few of other artists, so a second round leaves it out: at 2.26M synthetic tracks a third of the queries
-# did, each costing two searches. Instead the first round asks for as many more proposals as the artist has tracks,
-# when it has at most LEAD_PROBE_MIN; a larger artist's tracks in the lists the first round scans are counted (from
-# the query's probe, which the search then reads), and the round asks for that many more, up to LEAD_ASK; past it,
-# the artist is left out of the proposals from the first round and its best song is scored exactly (_lead).
+# leave too few of other artists, so a second round leaves it out (with no rule for it, a third of the queries at
+# 2.26M synthetic tracks took two searches). Instead the first round asks for as many more proposals as the artist
+# has tracks, when it has at most LEAD_PROBE_MIN; a larger artist's tracks in the lists the first round scans are
+# counted (from the query's probe, which the search then reads), and the round asks for that many more, up to
+# LEAD_ASK; past it, the artist is left out of the proposals from the first round and its best song is scored exactly
+# (_lead).
 # `python bench/compare_serving.py e045963` (the code before; bench_scale_serving.py's 2.26M-track catalogue, 1,000
-# queries, fastest of 3 runs each): p99 2.49 -> 1.91 ms, p90 1.87 -> 1.58 ms, recall@10 0.960 both. With LEAD_ASK
-# edited to 64, 256 and 1024, the same comparison read p99 2.23, 2.27 and 2.25 ms in noisier runs (the code before:
-# 2.85, 2.81 and 2.74 ms in the same runs).
+# queries, fastest of 3 runs each): p99 2.49 -> 1.91 ms, p90 1.87 -> 1.58 ms, recall@10 0.960 both. An ad hoc
+# forerunner of that script, with LEAD_ASK at 64, 256 and 1024, read p99 2.23, 2.27 and 2.25 ms in noisier runs
+# (the code before: 2.85, 2.81 and 2.74 ms in the same runs).
 LEAD_PROBE_MIN = 64
 LEAD_ASK = 128
 # ... and at most this many of a left-out artist's tracks, those in the lists nearest the query, are scored (an artist
-# can hold tens of thousands). 512 (the same comparison): recall@10 0.960 -> 0.959, p99 -0.06 ms.
+# can hold tens of thousands). 512 (that ad hoc forerunner): recall@10 0.960 -> 0.959, p99 -0.06 ms.
 LEAD_ROWS = 2048
 
 
