@@ -301,7 +301,15 @@ def _lead(
     breadth = min(MAX_LEFT_OUT_WIDENING, 1.0 / max(1.0 - snap.ann.skipped_share(first, skip), 1e-9))
     near = snap.artist_in_lists(lead, probe.lists[: snap.ann.probes(breadth)], LEAD_ROWS)
     scores = _with_bonus(near, snap.lists.adjust(snap.track_z[near] @ query, snap.popularity[near]), bonus)
-    mine, _ = best_of(near, scores, cap, exclude, snap.songs)
+    # Its best cap songs lie among its best cap + len(exclude) rows, save for repeats of a song: the rule walks a
+    # few more than that (in row order, as over all of them), and all of them only when those fall short.
+    # `python bench/compare_serving.py f5eb073` (walking all of them): p99 1.82 -> 1.74 ms; artists of 4,096+ tracks,
+    # median 1.71 -> 1.60 ms; recall@10 0.960 both.
+    few = cap + len(exclude) + 8
+    best = np.sort(np.argpartition(-scores, few)[: few + 1]) if len(near) > few + 1 else np.arange(len(near))
+    mine, _ = best_of(near[best], scores[best], cap, exclude, snap.songs)
+    if len(mine) < cap and len(best) < len(near):
+        mine, _ = best_of(near, scores, cap, exclude, snap.songs)
     return want, breadth, np.sort(np.asarray(mine, dtype=np.int64)), full, skip, probe
 
 

@@ -473,6 +473,28 @@ def test_an_artist_filling_the_nearest_tracks_takes_one_index_search_without_lea
     assert searches == [False] * len(band[::10])
 
 
+def test_a_left_out_artists_best_songs_are_found_past_many_versions_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("faiss")
+    # The giant artist's 40 tracks nearest the query are versions of one song: with two songs per artist, its second
+    # song lies past them, beyond the few best rows the left-out artist's pick looks at first.
+    arrays, cluster = _giant_arrays()
+    query = int(np.flatnonzero(cluster < 35)[0])
+    echoes = np.flatnonzero(cluster < 35)[1:41]
+    noise = np.random.default_rng(1).standard_normal((40, DIM)).astype(np.float32) * 0.01
+    near = arrays["track_z"][query] + noise
+    arrays["track_z"][echoes] = near / np.linalg.norm(near, axis=1, keepdims=True)
+    arrays["track_names"][echoes] = "echo"
+    arrays["edges"] = np.zeros((2, 0), dtype=np.int64)  # empty playlists: no bonus, the cosine alone ranks
+    giant = _snapshot(SMALL_ANN, arrays).with_lists(similar_max_per_artist=2)
+    plain = _snapshot(NO_ANN, arrays).with_lists(similar_max_per_artist=2)
+    searches = _searches(giant, monkeypatch)
+    got = giant.similar_tracks(f"t{query}", k=10)
+    assert searches == [True]  # the giant artist was left out from the first round
+    mine = [t.name for t in got if t.artist == "giant"]
+    assert len(mine) == 2 and mine[0] == "echo" and mine[1] != "echo"
+    assert [t.track_id for t in got] == [t.track_id for t in plain.similar_tracks(f"t{query}", k=10)]
+
+
 def test_a_large_artist_with_no_song_in_the_lists_scanned_leaves_the_list_to_other_artists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
