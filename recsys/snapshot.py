@@ -236,7 +236,7 @@ class Snapshot:
     def artist_in_lists(self, group: int, lists: np.ndarray, limit: int) -> np.ndarray:
         """An artist group's rows that the track index's lists hold (nearest first, a Probe's), sorted: what a search
         scanning them meets of the artist; past limit rows, those of the nearest lists."""
-        if self.ann is None or self._artist_lists is None:
+        if self._artist_lists is None:  # None exactly when the snapshot has no index
             raise RecsysError("this snapshot has no approximate index")
         lo, hi = self._artist_ptr[group], self._artist_ptr[group + 1]
         return ann.rows_in(self._artist_rows[lo:hi], self._artist_lists[lo:hi], lists, limit)
