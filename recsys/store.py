@@ -16,14 +16,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from recsys.errors import SnapshotError
-from recsys.files import fsync_dir, sha256_file
+from recsys.files import fsync_dir, sha256_file, sha256_stream
 
 FORMAT_VERSION = 2
 # Format 1 (before this module) kept text as fixed-width arrays and had no marker file; it still loads.
@@ -43,10 +43,38 @@ class SnapshotBusyError(SnapshotError):
 # ----- what lies in a directory -----
 
 
-def _read_meta(directory: Path) -> dict[str, Any]:
+Opener = Callable[[str], BinaryIO]  # opens a file of one directory, by name, for reading
+
+
+def _by_path(directory: Path) -> Opener:
+    return lambda name: open(directory / name, "rb")
+
+
+@contextlib.contextmanager
+def _directory(directory: Path) -> Iterator[Opener]:
+    """An opener of a directory's files that all come from the one directory at this path when it was opened: a
+    snapshot promoted to the path meanwhile (a retrain's swap: renames) does not mix in. By path where a directory
+    cannot be opened (not POSIX, or missing: the opener's error then names the file)."""
+    try:
+        fd: int | None = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except (OSError, AttributeError):
+        fd = None
+    if fd is None:
+        yield _by_path(directory)
+        return
+    try:
+        # The opener's callers hold each file in a with statement.
+        yield lambda name: open(name, "rb", opener=lambda path, flags: os.open(path, flags, dir_fd=fd))  # noqa: SIM115
+    finally:
+        os.close(fd)
+
+
+def _read_meta(directory: Path, open_file: Opener | None = None) -> dict[str, Any]:
+    """meta.json of a directory (read with open_file, from _directory, when given)."""
     meta_path = directory / META_FILE
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with (open_file or _by_path(directory))(META_FILE) as fh:
+            meta = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SnapshotError(f"{str(meta_path)!r} is unreadable or not JSON: {exc}") from exc
     if not isinstance(meta, dict):
@@ -124,26 +152,32 @@ def _from_npz(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def read(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays and metadata of a snapshot directory; SnapshotError for anything missing, unreadable or corrupt."""
+    """The arrays and metadata of a snapshot directory; SnapshotError for anything missing, unreadable or corrupt.
+    Both files come from the one directory at this path when the read began (_directory): a load during a
+    retrain's swap reads the old snapshot or the new one whole."""
     meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
     if not meta_path.is_file() or not arrays_path.is_file():
         raise SnapshotError(f"{str(directory)!r} is not a complete snapshot (needs {META_FILE} and {ARRAYS_FILE})")
-    meta = _read_meta(directory)
-    if meta.get("format_version") not in READABLE_FORMATS:
-        raise SnapshotError(
-            f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this musicrec reads formats "
-            f"{', '.join(map(str, READABLE_FORMATS))}: retrain with 'musicrec train'"
-        )
-    try:
-        checksum = sha256_file(arrays_path)
-        if meta.get("arrays_sha256") != checksum:
-            raise SnapshotError(f"{str(arrays_path)!r} does not match its checksum: the snapshot is corrupt or partial")
-        with np.load(arrays_path, allow_pickle=False) as data:
-            stored = {k: data[k] for k in data.files}
-    except SnapshotError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        raise SnapshotError(f"cannot read {str(arrays_path)!r}: {exc}") from exc
+    with _directory(directory) as open_file:
+        meta = _read_meta(directory, open_file)
+        if meta.get("format_version") not in READABLE_FORMATS:
+            raise SnapshotError(
+                f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this musicrec reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}: retrain with 'musicrec train'"
+            )
+        try:
+            with open_file(ARRAYS_FILE) as fh:  # hashed and parsed from one handle: the bytes checked are those read
+                if meta.get("arrays_sha256") != sha256_stream(fh):
+                    raise SnapshotError(
+                        f"{str(arrays_path)!r} does not match its checksum: the snapshot is corrupt or partial"
+                    )
+                fh.seek(0)
+                with np.load(fh, allow_pickle=False) as data:
+                    stored = {k: data[k] for k in data.files}
+        except SnapshotError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise SnapshotError(f"cannot read {str(arrays_path)!r}: {exc}") from exc
     return _from_npz(stored), meta
 
 

@@ -4,6 +4,7 @@ later in a query."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 import recsys
+from recsys import store
 from recsys.files import sha256_file
 from recsys.store import ARRAYS_FILE, MARKER_FILE, META_FILE, ModelDir, SnapshotBusyError
 
@@ -152,6 +154,41 @@ def test_staged_snapshots_load_and_promote_with_one_rename(tmp_path: Path, demo_
     assert not staged.exists() and recsys.load(target).info == demo_snapshot.info
 
 
+def _other(snapshot: recsys.Snapshot) -> recsys.Snapshot:
+    """A second snapshot of the same catalogue: other embeddings, another version."""
+    info = dataclasses.replace(snapshot.info, version=snapshot.info.version + "-next")
+    return recsys.Snapshot({**snapshot._arrays, "track_z": snapshot.track_z[::-1].copy()}, info)
+
+
+@pytest.mark.parametrize("when", ["after meta.json", "after the checksum"])
+def test_a_swap_during_a_load_gives_one_whole_snapshot(
+    tmp_path: Path, demo_snapshot: recsys.Snapshot, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A reader (musicrec recommend, a second bot) loading while a retrain promotes its snapshot gets the old one or
+    the new one, never a checksum error, never one snapshot's meta.json with the other's arrays."""
+    target, new = tmp_path / "m", _other(demo_snapshot)
+    demo_snapshot.save(target)
+    model, swapped = ModelDir(target), []
+
+    def swap() -> None:
+        if not swapped:
+            swapped.append(True)
+            with model.lock():
+                model.promote(new.stage(target))
+
+    if when == "after meta.json":
+        read_meta = store._read_meta
+        monkeypatch.setattr(store, "_read_meta", lambda *a, **kw: (read_meta(*a, **kw), swap())[0])
+    else:
+        load = np.load
+        monkeypatch.setattr(np, "load", lambda *a, **kw: (swap(), load(*a, **kw))[1])
+    got = recsys.load(target)
+    assert swapped
+    assert got.info == demo_snapshot.info
+    np.testing.assert_array_equal(got.track_z, demo_snapshot.track_z)
+    assert recsys.load(target).info == new.info  # the next load reads the new one
+
+
 # ----- 6. text is stored by its size -----
 
 
@@ -235,10 +272,10 @@ def test_unreadable_arrays_are_a_snapshot_error(
 ) -> None:
     target = demo_snapshot.save(tmp_path / "m")
 
-    def denied(path: object) -> str:
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    def denied(fh: object) -> str:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(target / ARRAYS_FILE))
 
-    monkeypatch.setattr("recsys.store.sha256_file", denied)
+    monkeypatch.setattr("recsys.store.sha256_stream", denied)
     with pytest.raises(recsys.SnapshotError, match="Permission denied"):
         recsys.load(target)
 
