@@ -14,9 +14,10 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,37 +44,52 @@ class SnapshotBusyError(SnapshotError):
 # ----- what lies in a directory -----
 
 
-Opener = Callable[[str], BinaryIO]  # opens a file of one directory, by name, for reading
+class _Gone(SnapshotError):
+    """No directory at the path (load_path then reads <dir>.prev)."""
 
 
-def _by_path(directory: Path) -> Opener:
-    return lambda name: open(directory / name, "rb")
+class _Directory:
+    """A snapshot directory's files, all read from the one directory at its path when this was made: a snapshot
+    promoted to the path meanwhile (a retrain's swap: renames) does not mix in. By path where a directory cannot be
+    opened (not POSIX). _Gone when there is no directory at the path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._fd = path, None
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError as exc:
+            raise _Gone(f"no snapshot at {str(path)!r}") from exc
+        except (OSError, AttributeError):
+            pass
+
+    def __enter__(self) -> _Directory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def open(self, name: str) -> BinaryIO:
+        """One of its files, for reading (the caller closes it)."""
+        if self._fd is None:
+            return open(self.path / name, "rb")
+        fd = self._fd
+        return open(name, "rb", opener=lambda path, flags: os.open(path, flags, dir_fd=fd))
+
+    def is_file(self, name: str) -> bool:
+        if self._fd is None:
+            return (self.path / name).is_file()
+        try:
+            return stat.S_ISREG(os.stat(name, dir_fd=self._fd).st_mode)
+        except OSError:
+            return False
 
 
-@contextlib.contextmanager
-def _directory(directory: Path) -> Iterator[Opener]:
-    """An opener of a directory's files that all come from the one directory at this path when it was opened: a
-    snapshot promoted to the path meanwhile (a retrain's swap: renames) does not mix in. By path where a directory
-    cannot be opened (not POSIX, or missing: the opener's error then names the file)."""
-    try:
-        fd: int | None = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except (OSError, AttributeError):
-        fd = None
-    if fd is None:
-        yield _by_path(directory)
-        return
-    try:
-        # The opener's callers hold each file in a with statement.
-        yield lambda name: open(name, "rb", opener=lambda path, flags: os.open(path, flags, dir_fd=fd))  # noqa: SIM115
-    finally:
-        os.close(fd)
-
-
-def _read_meta(directory: Path, open_file: Opener | None = None) -> dict[str, Any]:
-    """meta.json of a directory (read with open_file, from _directory, when given)."""
+def _read_meta(directory: Path, files: _Directory | None = None) -> dict[str, Any]:
+    """meta.json of a directory (read from files, when given)."""
     meta_path = directory / META_FILE
     try:
-        with (open_file or _by_path(directory))(META_FILE) as fh:
+        with files.open(META_FILE) if files is not None else open(meta_path, "rb") as fh:
             meta = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SnapshotError(f"{str(meta_path)!r} is unreadable or not JSON: {exc}") from exc
@@ -153,20 +169,20 @@ def _from_npz(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def read(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays and metadata of a snapshot directory; SnapshotError for anything missing, unreadable or corrupt.
-    Both files come from the one directory at this path when the read began (_directory): a load during a
+    Both files come from the one directory at this path when the read began (_Directory): a load during a
     retrain's swap reads the old snapshot or the new one whole."""
-    meta_path, arrays_path = directory / META_FILE, directory / ARRAYS_FILE
-    if not meta_path.is_file() or not arrays_path.is_file():
-        raise SnapshotError(f"{str(directory)!r} is not a complete snapshot (needs {META_FILE} and {ARRAYS_FILE})")
-    with _directory(directory) as open_file:
-        meta = _read_meta(directory, open_file)
+    arrays_path = directory / ARRAYS_FILE
+    with _Directory(directory) as files:
+        if not files.is_file(META_FILE) or not files.is_file(ARRAYS_FILE):
+            raise SnapshotError(f"{str(directory)!r} is not a complete snapshot (needs {META_FILE} and {ARRAYS_FILE})")
+        meta = _read_meta(directory, files)
         if meta.get("format_version") not in READABLE_FORMATS:
             raise SnapshotError(
                 f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this musicrec reads formats "
                 f"{', '.join(map(str, READABLE_FORMATS))}: retrain with 'musicrec train'"
             )
         try:
-            with open_file(ARRAYS_FILE) as fh:  # hashed and parsed from one handle: the bytes checked are those read
+            with files.open(ARRAYS_FILE) as fh:  # hashed and parsed from one handle: the bytes checked are those read
                 if meta.get("arrays_sha256") != sha256_stream(fh):
                     raise SnapshotError(
                         f"{str(arrays_path)!r} does not match its checksum: the snapshot is corrupt or partial"
@@ -182,13 +198,15 @@ def read(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def load_path(directory: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any], Path]:
-    """read() of a model directory, or of <dir>.prev when a save was interrupted between its two renames."""
+    """read() of a model directory, or of <dir>.prev when there is no directory at <dir>: a save interrupted, or
+    under way, between its two renames (the first moves <dir> to <dir>.prev)."""
     model = ModelDir(directory)
-    if not model.path.exists() and model.previous.exists():
-        return (*read(model.previous), model.previous)
-    if not model.path.exists():
-        raise SnapshotError(f"no snapshot at {str(directory)!r}: train one with 'musicrec train --out {directory}'")
-    return (*read(model.path), model.path)
+    for path in (model.path, model.previous):
+        try:
+            return (*read(path), path)
+        except _Gone:
+            continue
+    raise SnapshotError(f"no snapshot at {str(directory)!r}: train one with 'musicrec train --out {directory}'")
 
 
 # ----- writing -----

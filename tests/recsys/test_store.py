@@ -189,6 +189,26 @@ def test_a_swap_during_a_load_gives_one_whole_snapshot(
     assert recsys.load(target).info == new.info  # the next load reads the new one
 
 
+def test_a_load_that_finds_the_directory_gone_between_a_swaps_renames_reads_prev(
+    tmp_path: Path, demo_snapshot: recsys.Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promote renames <dir> to <dir>.prev, then the new snapshot to <dir>: a load whose check that <dir> exists
+    falls just before the first rename reads <dir>.prev (the snapshot being replaced), not an error."""
+    target = tmp_path / "m"
+    demo_snapshot.save(target)
+    exists = Path.exists
+
+    def first_rename_right_after(path: Path) -> bool:
+        found = exists(path)
+        if path == target and found:
+            monkeypatch.setattr(Path, "exists", exists)
+            os.replace(target, tmp_path / "m.prev")  # the promote's first rename; its second has not happened yet
+        return found
+
+    monkeypatch.setattr(Path, "exists", first_rename_right_after)
+    assert recsys.load(target).info == demo_snapshot.info
+
+
 # ----- 6. text is stored by its size -----
 
 
