@@ -334,7 +334,7 @@ def _train(config: TrainConfig, uncapped: bool = False) -> Callable[[Catalog, in
             snap = recsys.train_catalog(catalog, seeded)
             _LAST_TRAINED[:] = [(catalog, seeded, snap)]
         assert isinstance(snap, recsys.Snapshot)
-        return snap.with_lists(max_per_artist=0, similar_max_per_artist=0, popularity=0.0) if uncapped else snap
+        return snap.with_lists(max_per_artist=0, popularity=0.0) if uncapped else snap
 
     return factory
 

@@ -152,19 +152,25 @@ class Snapshot:
         max_per_artist: int | None = None,
         popularity: float | None = None,
         similar_max_per_artist: int | None = None,
+        text_max_per_artist: int | None = None,
     ) -> Snapshot:
         """This model serving lists with other knobs (recsys.ranking.ListConfig): at most max_per_artist songs of one
-        artist in every list (0: no cap; similar_max_per_artist sets similar songs' cap apart), and a popularity
-        preference in [-1, 1] (> 0 hits, < 0 deep cuts, 0 fit alone). Unset knobs keep their value. Shares every
-        array with this snapshot; InvalidQueryError for a knob out of range."""
+        artist in every list (0: no cap; similar_max_per_artist and text_max_per_artist set the caps of similar songs
+        and of a phrase's list apart), and a popularity preference in [-1, 1] (> 0 hits, < 0 deep cuts, 0 fit alone).
+        Unset knobs keep their value. Shares every array with this snapshot; InvalidQueryError for a knob out of
+        range."""
         lists = self.lists
-        if max_per_artist is not None and similar_max_per_artist is None:
-            similar_max_per_artist = max_per_artist
+        if max_per_artist is not None:
+            similar_max_per_artist = max_per_artist if similar_max_per_artist is None else similar_max_per_artist
+            text_max_per_artist = max_per_artist if text_max_per_artist is None else text_max_per_artist
         other = copy.copy(self)
         other.lists = ranking.ListConfig(
-            lists.max_per_artist if max_per_artist is None else max_per_artist,
-            lists.similar_max_per_artist if similar_max_per_artist is None else similar_max_per_artist,
-            lists.popularity if popularity is None else popularity,
+            max_per_artist=lists.max_per_artist if max_per_artist is None else max_per_artist,
+            similar_max_per_artist=(
+                lists.similar_max_per_artist if similar_max_per_artist is None else similar_max_per_artist
+            ),
+            text_max_per_artist=lists.text_max_per_artist if text_max_per_artist is None else text_max_per_artist,
+            popularity=lists.popularity if popularity is None else popularity,
         )
         return other
 

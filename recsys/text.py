@@ -275,7 +275,7 @@ def recommend(snap: Snapshot, text: str, k: int) -> tuple[Picks, list[str | None
     index, query = snap.text_index, understand(snap, text)
     assert index is not None
     s = index.scores(query, snap.track_z, snap.years, snap.audio, snap.popularity)
-    rows, picked = pick(snap, s, k, np.zeros(0, dtype=np.int64))
+    rows, picked = pick(snap, s, k, np.zeros(0, dtype=np.int64), snap.lists.text_max_per_artist)
     return (rows, picked), index.reasons(query, rows, snap.track_z, snap.years, snap.audio)
 
 

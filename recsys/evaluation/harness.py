@@ -96,7 +96,8 @@ class Served:
     def text(self, text: str, k: int) -> np.ndarray:
         """recommend_for_text: nothing excluded; a query with no known word gets an empty list (recall 0)."""
         try:
-            return self._top(cast(TextScorer, self.scorer).text_scores(text), k, np.zeros(0, dtype=np.int64))
+            scores = cast(TextScorer, self.scorer).text_scores(text)
+            return self._top(scores, k, np.zeros(0, dtype=np.int64), self.lists.text_max_per_artist)
         except InvalidQueryError:
             return np.zeros(0, dtype=np.int64)
 

@@ -58,12 +58,31 @@ def test_reasons_name_the_words_that_led_there(demo_snapshot: recsys.Snapshot) -
     assert any("trap" in (r.reason or "") for r in recs)
 
 
+@pytest.mark.parametrize("phrase", ["trap 80s", "hard rock 90s", "rock"])
+def test_a_phrase_list_has_one_song_per_artist_and_the_knob_lifts_it(
+    phrase: str, demo_snapshot: recsys.Snapshot
+) -> None:
+    """/mood answers with many artists, not one artist's catalogue (ListConfig.text_max_per_artist); uncapped, the
+    same phrase repeats artists on the demo catalogue, so the cap is what spreads them."""
+    assert demo_snapshot.lists.text_max_per_artist == 1
+    capped = demo_snapshot.recommend_for_text(phrase, k=10)
+    uncapped = demo_snapshot.with_lists(text_max_per_artist=0).recommend_for_text(phrase, k=10)
+    assert len(capped) == len(uncapped) == 10
+    assert len({r.artist for r in capped}) == 10
+    assert len({r.artist for r in uncapped}) < 10
+    assert capped[0].track_id == uncapped[0].track_id  # the best fit leads either way
+    # Other lists keep their own caps: the phrase's knob changes nothing else.
+    assert demo_snapshot.with_lists(text_max_per_artist=0).lists.max_per_artist == demo_snapshot.lists.max_per_artist
+
+
 def test_an_era_word_prefers_its_decade(demo_snapshot: recsys.Snapshot) -> None:
+    # The scores' era preference, so no artist cap: the demo's subgenres hold too few artists for 20 of them
+    # each to have an 80s song.
+    uncapped = demo_snapshot.with_lists(text_max_per_artist=0)
+
     def eighties(text: str) -> float:
         return float(
-            np.mean(
-                [r.year is not None and 1980 <= r.year <= 1989 for r in demo_snapshot.recommend_for_text(text, k=20)]
-            )
+            np.mean([r.year is not None and 1980 <= r.year <= 1989 for r in uncapped.recommend_for_text(text, k=20)])
         )
 
     # Demo years are uniform over 1975-2019: about 2 in 9 tracks are from the 1980s.
