@@ -65,7 +65,12 @@ def _cell(stat: tuple[float, float, float], digits: int = 4) -> str:
 
 
 # What the served lists are like beside their accuracy: (task label, metric key prefix, list length).
-LIST_TASKS = (("similar songs", "similar", 10), ("continuation", "continuation", 20), ("new playlists", "new", 20))
+LIST_TASKS = (
+    ("similar songs", "similar", 10),
+    ("continuation", "continuation", 20),
+    ("new playlists", "new", 20),
+    ("words", "text", 20),
+)
 LISTS_NOTE = (
     "What the served lists are like, from the same lists the tables above score. *Artists*: distinct artists "
     "(`recsys.names.artist_keys`, the lower-cased name) in the top 10 of each list, mean over queries (10 = no artist "
@@ -90,22 +95,23 @@ def _list_lines(
             ("popularity", f"popularity@{k}", 1),
         )
     ]
-    # The targets do not depend on the model: every model that lists songs is scored on the same queries.
-    listing = [summaries[r.name] for r in results if all(key in summaries[r.name] for _, key, _ in columns)]
-    if not listing:
+    columns = [c for c in columns if any(c[1] in summaries[r.name] for r in results)]  # the tasks evaluated
+    if not columns:
         return []
-    reference = listing[0]
     nan = (math.nan, math.nan, math.nan)
+
+    def targets(key: str) -> tuple[float, float, float]:
+        """A task's held-out targets' popularity: the same for every model that lists songs for it (same queries)."""
+        name = key.split("/")[0] + "/target_popularity"
+        return next((summaries[r.name][name] for r in results if name in summaries[r.name]), nan)
+
     lines = ["## Lists people enjoy", "", LISTS_NOTE, "", "<!-- begin lists -->"]
     lines.append("| model | " + " | ".join(label for label, _, _ in columns) + " |")
     lines.append("|---|" + "---|" * len(columns))
     for r in results:
         cells = [_cell(summaries[r.name].get(key, nan), d) for _, key, d in columns]
         lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
-    cells = [
-        _cell(reference[key.split("/")[0] + "/target_popularity"], d) if "/popularity@" in key else "–"
-        for _, key, d in columns
-    ]
+    cells = [_cell(targets(key), d) if "/popularity@" in key else "–" for _, key, d in columns]
     return [*lines, "| *held-out targets* | " + " | ".join(cells) + " |", "<!-- end lists -->", ""]
 
 

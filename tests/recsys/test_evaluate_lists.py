@@ -58,7 +58,8 @@ def test_list_values_use_the_catalogues_artist_rule_and_popularity(tmp_path: Pat
     np.testing.assert_allclose(got["similar/target_popularity"], [60.0, 10.0])
 
 
-def _result(name: str, coverages: list[float], popularity: float) -> ModelResult:
+def _result(name: str, coverages: list[float], popularity: float, words: bool = False) -> ModelResult:
+    """A model's results on len(coverages) seeds; with words, it also ranked text (the words task)."""
     result = ModelResult(name)
     for cov in coverages:
         values = {
@@ -68,7 +69,7 @@ def _result(name: str, coverages: list[float], popularity: float) -> ModelResult
             "similar/popularity@10": np.array([popularity, popularity]),
             "similar/target_popularity": np.array([30.0, 50.0]),
         }
-        for task, k in (("continuation", 20), ("new", 20)):
+        for task, k in (("continuation", 20), ("new", 20), *((("text", 20),) if words else ())):
             values |= {
                 f"{task}/artists@10": np.array([5.0]),
                 f"{task}/coverage@{k}": np.array([0.5]),
@@ -100,6 +101,21 @@ def test_report_has_the_lists_table_with_the_targets_popularity() -> None:
     targets = rows["| *held-out targets*"]
     assert targets[:2] == ["–", "–"] and targets[2].startswith("40.0 (")
     assert targets[5] == "44.0 (44.0–44.0)"
+
+
+def test_the_words_columns_show_for_the_models_that_rank_text() -> None:
+    text = render_markdown([_result("ids", [0.2] * 3, 70.0), _result("gnn", [0.2] * 3, 60.0, words=True)], "# r", None)
+    section = text.split("## Lists people enjoy")[1].split("\n## ")[0]
+    lines = [line.removesuffix(" |") for line in section.splitlines() if line.startswith("| ")]
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines}
+    assert rows["| model"][9:] == ["words: artists", "words: coverage", "words: popularity"]
+    assert rows["| ids"][9:] == ["n/a"] * 3  # a model that ranks no text
+    assert rows["| gnn"][9].startswith("5.00 (") and rows["| gnn"][11].startswith("45.0 (")
+    # The targets' popularity comes from the model that has the task, whichever is listed first.
+    assert rows["| *held-out targets*"][11] == "44.0 (44.0–44.0)"
+    # Without any model ranking text, no words columns.
+    alone = render_markdown([_result("ids", [0.2] * 3, 70.0)], "# r", None)
+    assert "words: artists" not in alone and "similar songs: artists" in alone
 
 
 class SpotifyPopular(CatalogScorer):
