@@ -74,7 +74,8 @@ LIST_TASKS = (
 LISTS_NOTE = (
     "What the served lists are like, from the same lists the tables above score. *Artists*: distinct artists "
     "(`recsys.names.artist_keys`, the lower-cased name) in the top 10 of each list, mean over queries (10 = no artist "
-    "twice). *Coverage*: share of the catalogue's tracks shown in at least one list of the task, over all its queries "
+    "twice; a query answered with no list, such as a playlist name with no known word, counts 0). *Coverage*: "
+    "share of the catalogue's tracks shown in at least one list of the task, over all its queries "
     "(top 10 similar songs, top 20 otherwise); in brackets the lowest and highest seed, not a bootstrap interval. "
     "*Popularity*: mean Spotify `track_popularity` (0–100) of the listed songs, mean over queries; the "
     "*held-out targets* row is the mean popularity of the songs each query should find: a model above it leans "
