@@ -85,11 +85,11 @@ class _Directory:
             return False
 
 
-def _read_meta(directory: Path, files: _Directory | None = None) -> dict[str, Any]:
-    """meta.json of a directory (read from files, when given)."""
-    meta_path = directory / META_FILE
+def _read_meta(files: _Directory) -> dict[str, Any]:
+    """meta.json of a directory."""
+    meta_path = files.path / META_FILE
     try:
-        with files.open(META_FILE) if files is not None else open(meta_path, "rb") as fh:
+        with files.open(META_FILE) as fh:
             meta = json.loads(fh.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SnapshotError(f"{str(meta_path)!r} is unreadable or not JSON: {exc}") from exc
@@ -107,8 +107,10 @@ def is_snapshot_dir(path: Path) -> bool:
     if (path / MARKER_FILE).is_file():
         return True
     try:
-        names = {p.name for p in path.iterdir()}
-        return names == {ARRAYS_FILE, META_FILE} and _read_meta(path).get("format_version") == 1
+        if {p.name for p in path.iterdir()} != {ARRAYS_FILE, META_FILE}:
+            return False
+        with _Directory(path) as files:
+            return _read_meta(files).get("format_version") == 1
     except (OSError, SnapshotError):
         return False
 
@@ -175,7 +177,7 @@ def read(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     with _Directory(directory) as files:
         if not files.is_file(META_FILE) or not files.is_file(ARRAYS_FILE):
             raise SnapshotError(f"{str(directory)!r} is not a complete snapshot (needs {META_FILE} and {ARRAYS_FILE})")
-        meta = _read_meta(directory, files)
+        meta = _read_meta(files)
         if meta.get("format_version") not in READABLE_FORMATS:
             raise SnapshotError(
                 f"snapshot format {meta.get('format_version')!r} in {str(directory)!r}; this musicrec reads formats "
