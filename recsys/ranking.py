@@ -79,7 +79,7 @@ class ListConfig:
     # real data; capped, ten artists). Chosen by the rule above on the inner validation
     # split (`python bench/bench_lists.py`, docs/lists.md, 5 seeds: held-out playlists queried by their name):
     # 1 -> 9.27 artists in the top 10, Recall@20 0.0045; no cap -> 7.23 artists, 0.0046. On the test split it cost
-    # more (docs/quality.md: 0.0060 against 0.0102, overlapping intervals, 46 playlists a seed); kept, as chosen.
+    # more (docs/quality.md: 0.0055 against 0.0102, overlapping intervals, 46 playlists a seed); kept, as chosen.
     text_max_per_artist: int = 1
     # Preference for well-known songs: popularity * (Spotify popularity / 100 - 0.5) is added to every score (the
     # model's cosines lie in [-1, 1]); > 0 leans to hits, < 0 to deep cuts, 0 ranks by fit alone. Unknown popularity

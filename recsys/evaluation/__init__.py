@@ -10,6 +10,7 @@ from recsys.evaluation.harness import (
 )
 from recsys.evaluation.metrics import (
     bootstrap_mean_ci,
+    bootstrap_ratio_ci,
     ndcg_at_k,
     precision_at_k,
     r_precision,
@@ -24,6 +25,7 @@ __all__ = [
     "SplitConfig",
     "SplitScores",
     "bootstrap_mean_ci",
+    "bootstrap_ratio_ci",
     "evaluate_scorer",
     "make_split",
     "ndcg_at_k",

@@ -113,3 +113,38 @@ def bootstrap_mean_ci(
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(draws, [alpha, 1.0 - alpha])
     return mean, float(low), float(high)
+
+
+def bootstrap_ratio_ci(
+    a_per_seed: Sequence[np.ndarray],
+    b_per_seed: Sequence[np.ndarray],
+    num_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """How many times model b's mean model a's is, over the same queries (each seed's values in the same order), with
+    a paired percentile bootstrap interval: a query's two values are resampled together within each seed.
+
+    The lift's own interval: two models that succeed and fail on the same queries differ far less from resample to
+    resample than each one's mean does, so it is narrower than reading the two bootstrap_mean_ci intervals side by
+    side. A query either model has no value for (NaN) is dropped from both. Means as bootstrap_mean_ci's (of the
+    per-seed means). Returns (ratio, low, high); NaNs when no seed has a query with both values, inf for a ratio
+    over a mean of 0."""
+    pairs = [
+        (a[keep], b[keep])
+        for a, b in zip(a_per_seed, b_per_seed, strict=True)
+        if (keep := ~(np.isnan(a) | np.isnan(b))).any()
+    ]
+    if not pairs:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    sums = np.zeros((2, num_resamples))
+    for a, b in pairs:
+        idx = rng.integers(0, len(a), size=(num_resamples, len(a)))
+        sums += np.stack([a[idx].mean(1), b[idx].mean(1)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.mean([a.mean() for a, _ in pairs]) / np.mean([b.mean() for _, b in pairs]))
+        draws = sums[0] / sums[1]
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha], method="nearest")
+    return ratio, float(low), float(high)

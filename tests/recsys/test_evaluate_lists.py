@@ -174,3 +174,31 @@ def test_targets_compare_each_metric_with_its_own_rivals() -> None:
     )
     assert rows["text/recall@20"][2] == "bm25_names 0.2000" and rows["text/recall@20"][-1] == "yes |"  # +50%
     assert rows["new/recall@20"][2] == "artist_album 0.1040" and rows["new/recall@20"][-1] == "no |"
+
+
+def _per_query(name: str, key: str, seeds: list[np.ndarray]) -> ModelResult:
+    result = ModelResult(name)
+    result.per_seed = [SplitScores({key: v}, np.zeros(100), 0.0, 0.0) for v in seeds]
+    return result
+
+
+def _target_row(results: list[ModelResult], key: str) -> list[str]:
+    block = render_markdown(results, "# r", None).split("<!-- begin targets -->\n")[1].split("<!-- end targets -->")[0]
+    return next(line.split(" | ")[1:] for line in block.splitlines()[2:] if line.startswith(f"| {key} "))
+
+
+def test_a_target_is_judged_on_the_paired_interval_of_the_lift() -> None:
+    # Playlists differ a lot in how hard they are; the default finds 1.2x the heuristic's share on every one.
+    rng = np.random.default_rng(0)
+    key = "new/recall@20"
+    heuristic = [rng.random(40) ** 3 for _ in range(3)]
+    default = [v * 1.2 for v in heuristic]
+    row = _target_row([_per_query("default", key, default), _per_query("artist_album", key, heuristic)], key)
+    # Each model's own interval overlaps the other's, but the lift's own interval (queries resampled for both
+    # together) lies above +15%: met.
+    assert row[3].startswith("+20% (+20% to +20%)") and row[-1] == "yes |"
+    # The same means with the default's values shuffled between playlists: the lift is chance, not met.
+    shuffled = [rng.permutation(v) for v in default]
+    row = _target_row([_per_query("default", key, shuffled), _per_query("artist_album", key, heuristic)], key)
+    low = int(row[3].split("(")[1].split("%")[0])
+    assert row[3].startswith("+20% (") and low < 15 and row[-1] == "no |"

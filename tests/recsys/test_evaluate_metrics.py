@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch_geometric.metrics import LinkPredNDCG, LinkPredPrecision, LinkPredRecall
 
-from recsys.evaluation import bootstrap_mean_ci, ndcg_at_k, precision_at_k, r_precision, recall_at_k, recall_curve
+from recsys.evaluation import (
+    bootstrap_mean_ci,
+    bootstrap_ratio_ci,
+    ndcg_at_k,
+    precision_at_k,
+    r_precision,
+    recall_at_k,
+    recall_curve,
+)
 
 # Query 0: relevant items at ranks 1 and 3, two relevant in all. Query 1: one hit at rank 4 of three relevant.
 # Query 2: nothing relevant exists (left out of every mean).
@@ -89,3 +97,32 @@ def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_queries() ->
 def test_bootstrap_drops_nan_and_handles_constants() -> None:
     assert bootstrap_mean_ci([np.array([0.5, np.nan, 0.5])]) == pytest.approx((0.5, 0.5, 0.5))
     assert all(math.isnan(x) for x in bootstrap_mean_ci([np.array([np.nan])]))
+
+
+def test_paired_ratio_interval_is_narrow_when_both_models_succeed_on_the_same_queries() -> None:
+    # Queries differ a lot in how hard they are; model a scores 1.3x model b on every one, plus a little noise.
+    rng = np.random.default_rng(0)
+    b = [rng.random(40) ** 3 for _ in range(3)]
+    a = [v * 1.3 + rng.normal(0, 0.01, len(v)) for v in b]
+    ratio, low, high = bootstrap_ratio_ci(a, b)
+    assert ratio == pytest.approx(np.mean([v.mean() for v in a]) / np.mean([v.mean() for v in b]))
+    assert 1.25 < low < ratio < high < 1.35
+    # Each model's own interval is wide: they overlap, though a beats b on every query.
+    assert bootstrap_mean_ci(a)[1] < bootstrap_mean_ci(b)[2]
+
+
+def test_paired_ratio_interval_spans_one_when_the_models_differ_by_chance() -> None:
+    rng = np.random.default_rng(1)
+    a = [rng.random(30) for _ in range(3)]
+    b = [rng.permutation(v) for v in a]  # the same values on other queries: no real difference
+    ratio, low, high = bootstrap_ratio_ci(a, b)
+    assert ratio == pytest.approx(1.0)
+    assert low < 1.0 < high
+
+
+def test_paired_ratio_interval_drops_queries_either_model_lacks() -> None:
+    a = [np.array([0.2, np.nan, 0.4, 0.9])]
+    b = [np.array([0.1, 0.5, 0.2, np.nan])]
+    assert bootstrap_ratio_ci(a, b) == pytest.approx((2.0, 2.0, 2.0))  # queries 0 and 2 only
+    assert all(math.isnan(x) for x in bootstrap_ratio_ci([np.array([np.nan])], [np.array([0.3])]))
+    assert bootstrap_ratio_ci([np.array([0.1])], [np.array([0.0])])[0] == math.inf
