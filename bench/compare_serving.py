@@ -7,7 +7,10 @@ The snapshot is bench_scale_serving.py's synthetic catalogue of about --tracks t
 tree's recsys loads the snapshot with its own code. Per query, the fastest of --runs runs counts (what the code
 costs, not the machine's worst moment); recall@10 is against brute force under the same rule (this tree's code).
 
-python bench/compare_serving.py COMMIT [--tracks 2260000] [--queries 1000] [--runs 3] [--block 100]
+With --rebuild-index each tree builds its own track index from the snapshot's embeddings (what a retrain under
+its code would save) instead of both reading the saved one: for a change to how the index is built.
+
+python bench/compare_serving.py COMMIT [--tracks 2260000] [--queries 1000] [--runs 3] [--block 100] [--rebuild-index]
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ def _snapshot_dir(tracks: int, cache: Path) -> Path:
     return out
 
 
+def _loaded(recsys: types.ModuleType, model: Path, rebuild_index: bool) -> object:
+    """The saved snapshot as this recsys loads it; rebuild_index: with the track index built afresh by its code."""
+    snap = recsys.load(model)
+    if not rebuild_index:
+        return snap
+    arrays = {key: value for key, value in snap._arrays.items() if key != recsys.ann.INDEX_KEY}
+    return recsys.Snapshot(arrays, snap.info, ann_config=recsys.ann.AnnConfig(min_items=0))
+
+
 def _time(snaps: dict[str, object], ids: list[str], runs: int, block: int) -> dict[str, np.ndarray]:
     """Per snapshot, each query's fastest run in seconds; the snapshots take turns block by block."""
     best = {name: np.full(len(ids), np.inf) for name in snaps}
@@ -87,6 +99,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--block", type=int, default=100)
     parser.add_argument("--cache", type=Path, default=HERE / "data" / "scale")
+    parser.add_argument("--rebuild-index", action="store_true", help="each tree builds its own track index")
     args = parser.parse_args()
     model = _snapshot_dir(args.tracks, args.cache)
     with tempfile.TemporaryDirectory(prefix="musicrec-old-") as tmp:
@@ -97,9 +110,9 @@ def main() -> None:
             capture_output=True,
         )
         try:
-            old = _recsys_from(old_tree).load(model)
+            old = _loaded(_recsys_from(old_tree), model, args.rebuild_index)
             new_recsys = _recsys_from(None)
-            new = new_recsys.load(model)
+            new = _loaded(new_recsys, model, args.rebuild_index)
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old_tree)], check=True)
     rev = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", args.commit], capture_output=True, text=True)

@@ -52,8 +52,12 @@ MAX_LEFT_OUT_WIDENING = 2.0
 LEAD_PROBE_MIN = 64
 LEAD_ASK = 128
 # ... and at most this many of a left-out artist's tracks, those in the lists nearest the query, are scored (an artist
-# can hold tens of thousands). 512 (that ad hoc forerunner): recall@10 0.960 -> 0.959, p99 -0.06 ms.
-LEAD_ROWS = 2048
+# can hold tens of thousands). Gathering their embeddings from memory is much of such a query's cost. `python
+# bench/compare_serving.py 79b46ca --rebuild-index` (2.26M tracks, fastest of 3 runs; 79b46ca: 2048 rows and
+# per-dimension sq8 ranges), 512 rows with uniform ones (recsys.ann.AnnConfig.storage): p99 1.73 -> 1.44 ms, p90
+# 1.47 -> 1.26 ms, artists of 4,096+ tracks median 1.63 -> 1.32 ms, recall@10 0.9602 -> 0.9585; the uniform codes
+# alone: p99 1.79 -> 1.69 ms, recall@10 unchanged.
+LEAD_ROWS = 512
 
 
 @dataclass(frozen=True)
